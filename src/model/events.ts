@@ -1,0 +1,35 @@
+import { Type, type TSchema } from '@sinclair/typebox';
+import { schemaId } from './schemas/common.js';
+import { LocationResource } from './schemas/location.js';
+import { MarketResource } from './schemas/market.js';
+import { ProductResource } from './schemas/product.js';
+
+const Deleted = (name: string, key: string) =>
+  Type.Object(
+    {
+      [key]: Type.String({ minLength: 1 }),
+      version: Type.Integer({ minimum: 1, description: 'Version of the deleted resource' }),
+    },
+    { $id: schemaId(`${name}-deleted`, 1), title: `${name} deleted`, additionalProperties: false },
+  );
+
+/**
+ * Every event type the hub emits, with the schema its `data` must match. The registry holds
+ * these under the event type as subject; `dataschema` in the envelope points at it.
+ */
+export const EVENT_DATA_SCHEMAS = {
+  'market.created.v1': MarketResource,
+  'market.updated.v1': MarketResource,
+  'market.deleted.v1': Deleted('market', 'code'),
+  'location.created.v1': LocationResource,
+  'location.updated.v1': LocationResource,
+  'location.deleted.v1': Deleted('location', 'id'),
+  'product.created.v1': ProductResource,
+  'product.updated.v1': ProductResource,
+  'product.deleted.v1': Deleted('product', 'id'),
+} as const satisfies Record<string, TSchema>;
+
+export type EventType = keyof typeof EVENT_DATA_SCHEMAS;
+
+/** Registry location of an event type's data schema (subject = type, version 1). */
+export const dataSchemaRef = (type: EventType): string => `/registry/subjects/${type}/versions/1`;

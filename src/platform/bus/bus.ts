@@ -1,0 +1,84 @@
+import type { EventEnvelope } from '../../model/schemas/event.js';
+
+/** A committed event on its way from the outbox to the bus. */
+export interface OutgoingMessage {
+  eventId: string;
+  /** Bus subject, see {@link eventSubject}. */
+  subject: string;
+  /** Events with one key keep their commit order end to end. */
+  partitionKey: string;
+  /** The CloudEvents envelope as JSON text, exactly as committed. */
+  envelope: string;
+}
+
+export interface Delivery {
+  eventId: string;
+  subject: string;
+  partitionKey: string;
+  envelope: EventEnvelope;
+  /** Position in the bus's stream: increases in publish order. */
+  streamSeq: number;
+  /** True when the bus has handed this message out before (after a crash or a failed try). */
+  redelivered: boolean;
+}
+
+export interface ConsumerOptions {
+  /** Durable name: the group's position survives restarts and is shared by all processes. */
+  name: string;
+  /** One subject pattern, NATS wildcards: `*` one token, `>` the rest. */
+  filter: string;
+  /** Where a group that does not exist yet starts. Default 'earliest'. */
+  startAt?: 'earliest' | 'latest';
+}
+
+export interface Subscription {
+  /** Stops after the handler call in flight (if any) settles. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The bus port. Adapters: embedded (durable in the hub's own database) and NATS JetStream.
+ * Both pass test/bus.contract.test.ts.
+ *
+ * - publish resolves only when every message is durable on the bus; publishing an event id
+ *   that the bus already has is a no-op (so the relay may publish at least once).
+ * - subscribe delivers matching messages one at a time in stream order. A message counts as
+ *   consumed when the handler resolves. When the handler rejects, the same message is offered
+ *   again after a short delay, before any later one: order holds even across failures.
+ * - after a crash, delivery resumes from the last consumed message of the group: messages
+ *   may be delivered twice (consumers keep an inbox), never skipped.
+ */
+export interface EventBus {
+  readonly kind: 'embedded' | 'nats';
+  publish(messages: readonly OutgoingMessage[]): Promise<void>;
+  subscribe(
+    options: ConsumerOptions,
+    handler: (delivery: Delivery) => Promise<void>,
+  ): Promise<Subscription>;
+  /** Throws when the bus cannot be reached. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const SUBJECT_PREFIX = 'nexus.evt';
+
+/**
+ * `nexus.evt.<market|global>.<event type>`, e.g. `nexus.evt.DE.inventory.level.changed.v1`,
+ * so consumers can filter by market (`nexus.evt.DE.>`) or entity (`nexus.evt.*.inventory.>`).
+ */
+export function eventSubject(envelope: Pick<EventEnvelope, 'market' | 'type'>): string {
+  return `${SUBJECT_PREFIX}.${envelope.market ?? 'global'}.${envelope.type}`;
+}
+
+/** NATS subject matching: `*` matches one token, a final `>` one or more. */
+export function subjectMatches(filter: string, subject: string): boolean {
+  const f = filter.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < f.length; i++) {
+    const token = f[i];
+    if (token === '>') return s.length > i;
+    if (i >= s.length) return false;
+    if (token !== '*' && token !== s[i]) return false;
+  }
+  return f.length === s.length;
+}

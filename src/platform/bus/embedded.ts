@@ -1,0 +1,200 @@
+import type { EventEnvelope } from '../../model/schemas/event.js';
+import type { Storage } from '../db/storage.js';
+import {
+  subjectMatches,
+  type ConsumerOptions,
+  type Delivery,
+  type EventBus,
+  type OutgoingMessage,
+  type Subscription,
+} from './bus.js';
+
+export interface EmbeddedBusOptions {
+  /** How often a subscription looks for messages published by another process. */
+  pollIntervalMs?: number;
+  /** Pause before a failed message is offered again. */
+  retryDelayMs?: number;
+  batchSize?: number;
+}
+
+/**
+ * The embedded bus: the stream is a table in the hub's own database (bus_messages), group
+ * positions another (bus_consumers). Publishers in this process wake subscribers directly,
+ * so delivery follows the commit within the same tick; polling covers other processes.
+ */
+export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = {}): EventBus {
+  const pollIntervalMs = options.pollIntervalMs ?? 250;
+  const retryDelayMs = options.retryDelayMs ?? 200;
+  const batchSize = options.batchSize ?? 500;
+  const wakers = new Set<() => void>();
+  const subscriptions = new Set<Subscription>();
+  const db = storage.db;
+
+  async function publish(messages: readonly OutgoingMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const now = Date.now();
+    // SQLite allows 32,766 bound parameters per statement; 5 per row keeps chunks well under.
+    for (let i = 0; i < messages.length; i += 1000) {
+      const rows = messages.slice(i, i + 1000).map((m) => ({
+        event_id: m.eventId,
+        subject: m.subject,
+        partition_key: m.partitionKey,
+        envelope: m.envelope,
+        published_at: now,
+      }));
+      await db
+        .insertInto('bus_messages')
+        .values(rows)
+        .onConflict((oc) => oc.column('event_id').doNothing())
+        .execute();
+    }
+    wakers.forEach((wake) => wake());
+  }
+
+  async function subscribe(
+    consumer: ConsumerOptions,
+    handler: (delivery: Delivery) => Promise<void>,
+  ): Promise<Subscription> {
+    let position = await loadPosition(consumer);
+    let stopped = false;
+    let wake: () => void = () => undefined;
+    let pending = false;
+    const waker = () => {
+      pending = true;
+      wake();
+    };
+    wakers.add(waker);
+
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
+        if (pending || stopped) {
+          pending = false;
+          resolve();
+          return;
+        }
+        const timer = setTimeout(done, ms);
+        function done() {
+          clearTimeout(timer);
+          wake = () => undefined;
+          pending = false;
+          resolve();
+        }
+        wake = done;
+      });
+
+    const loop = (async () => {
+      while (!stopped) {
+        try {
+          const rows = await db
+            .selectFrom('bus_messages')
+            .selectAll()
+            .where('seq', '>', position)
+            .orderBy('seq')
+            .limit(batchSize)
+            .execute();
+          let consumed = position;
+          for (const row of rows) {
+            if (stopped) break;
+            if (subjectMatches(consumer.filter, row.subject)) {
+              const delivery: Delivery = {
+                eventId: row.event_id,
+                subject: row.subject,
+                partitionKey: row.partition_key,
+                envelope: JSON.parse(row.envelope) as EventEnvelope,
+                streamSeq: row.seq,
+                redelivered: false,
+              };
+              for (;;) {
+                try {
+                  await handler(delivery);
+                  break;
+                } catch {
+                  if (stopped) break;
+                  delivery.redelivered = true;
+                  await new Promise((r) => setTimeout(r, retryDelayMs));
+                }
+              }
+              if (stopped) break;
+            }
+            consumed = row.seq;
+          }
+          if (consumed > position) {
+            position = consumed;
+            await savePosition(consumer.name, position);
+          }
+          if (rows.length < batchSize) await sleep(pollIntervalMs);
+        } catch {
+          // The database is unreachable or busy: keep the position and try again shortly.
+          await sleep(retryDelayMs);
+        }
+      }
+    })();
+
+    const subscription: Subscription = {
+      async stop() {
+        stopped = true;
+        wake();
+        wakers.delete(waker);
+        await loop;
+        subscriptions.delete(subscription);
+      },
+    };
+    subscriptions.add(subscription);
+    return subscription;
+  }
+
+  async function loadPosition(consumer: ConsumerOptions): Promise<number> {
+    const existing = await db
+      .selectFrom('bus_consumers')
+      .select(['position', 'filter'])
+      .where('name', '=', consumer.name)
+      .executeTakeFirst();
+    if (existing) {
+      if (existing.filter !== consumer.filter) {
+        await db
+          .updateTable('bus_consumers')
+          .set({ filter: consumer.filter, updated_at: Date.now() })
+          .where('name', '=', consumer.name)
+          .execute();
+      }
+      return existing.position;
+    }
+    let start = 0;
+    if (consumer.startAt === 'latest') {
+      const last = await db
+        .selectFrom('bus_messages')
+        .select((eb) => eb.fn.max('seq').as('seq'))
+        .executeTakeFirst();
+      start = Number(last?.seq ?? 0);
+    }
+    await db
+      .insertInto('bus_consumers')
+      .values({
+        name: consumer.name,
+        filter: consumer.filter,
+        position: start,
+        updated_at: Date.now(),
+      })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
+    return start;
+  }
+
+  async function savePosition(name: string, position: number): Promise<void> {
+    await db
+      .updateTable('bus_consumers')
+      .set({ position, updated_at: Date.now() })
+      .where('name', '=', name)
+      .execute();
+  }
+
+  return {
+    kind: 'embedded',
+    publish,
+    subscribe,
+    ping: () => storage.ping(),
+    async close() {
+      await Promise.all([...subscriptions].map((s) => s.stop()));
+    },
+  };
+}

@@ -1,0 +1,31 @@
+import { uuidv7 } from '../model/ids.js';
+import type { Channel } from '../model/schemas/common.js';
+
+/** Who is acting: a channel client's API key, the CLI, or the hub itself. */
+export interface Actor {
+  kind: 'api-key' | 'cli' | 'system';
+  id: string;
+  channel?: Channel;
+}
+
+/**
+ * Passed first to every service method (context first, as Vendure does): who acts, for which
+ * market and channel, with which scopes, under which request id and trace.
+ */
+export interface Context {
+  readonly requestId: string;
+  readonly actor: Actor;
+  readonly scopes: ReadonlySet<string>;
+  readonly market?: string;
+  readonly channel?: Channel;
+  readonly traceparent?: string;
+}
+
+export function systemContext(name: string, overrides: Partial<Context> = {}): Context {
+  return {
+    requestId: uuidv7(),
+    actor: { kind: 'system', id: name },
+    scopes: new Set(['*']),
+    ...overrides,
+  };
+}

@@ -1,0 +1,140 @@
+import { createHash } from 'node:crypto';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import type { Executor, Leadership, Storage, Tx } from './storage.js';
+import type { PlatformTables } from './tables.js';
+
+export interface PostgresOptions {
+  url: string;
+  poolSize?: number;
+}
+
+const OUTBOX_CHANNEL = 'nexus_outbox';
+
+/**
+ * int8 (epoch millis, sequence numbers) parsed as JS numbers: every value we store stays far
+ * below 2^53. Scoped to our pools rather than set on pg's global type table.
+ */
+const parseInt8 = (value: string): number => Number(value);
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === 20
+      ? parseInt8
+      : (pg.types.getTypeParser as (oid: number, format?: string) => unknown)(
+          oid,
+          format,
+        )) as typeof pg.types.getTypeParser,
+};
+
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<unparseable database URL>';
+  }
+}
+
+/** Advisory lock keys are 64-bit: derive one from the name so names stay readable in code. */
+function lockKey(name: string): bigint {
+  return createHash('sha256').update(`nexus:${name}`).digest().readBigInt64BE(0);
+}
+
+/** Server shape: PostgreSQL shared by any number of hub processes. */
+export function openPostgres(options: PostgresOptions): Storage {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize ?? 10,
+    types,
+    connectionTimeoutMillis: 5_000,
+  });
+  // An idle client that loses its server emits 'error' on the pool; readiness reports it.
+  pool.on('error', () => undefined);
+  const db: Executor = new Kysely<PlatformTables>({ dialect: new PostgresDialect({ pool }) });
+
+  // One dedicated session carries LISTEN and the session-level advisory locks of leadership:
+  // if the process dies, the server drops the session and with it every lock it held.
+  let session: Promise<pg.Client> | null = null;
+  const listeners = new Set<() => void>();
+  const leases = new Map<string, () => void>();
+
+  function getSession(): Promise<pg.Client> {
+    if (session) return session;
+    const opening = (async () => {
+      const client = new pg.Client({ connectionString: options.url, types });
+      client.on('error', () => dropSession(client));
+      client.on('end', () => dropSession(client));
+      client.on('notification', () => listeners.forEach((l) => l()));
+      await client.connect();
+      if (listeners.size > 0) await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
+      return client;
+    })();
+    session = opening;
+    opening.catch(() => {
+      if (session === opening) session = null;
+    });
+    return opening;
+  }
+
+  function dropSession(client: pg.Client): void {
+    void session?.then((current) => {
+      if (current !== client) return;
+      session = null;
+      for (const lose of leases.values()) lose();
+      leases.clear();
+    });
+  }
+
+  return {
+    dialect: 'postgres',
+    location: redactUrl(options.url),
+    db,
+    transaction: <T>(fn: (trx: Tx) => Promise<T>) => db.transaction().execute(fn),
+    async ping() {
+      await sql`select 1`.execute(db);
+    },
+    async tryLeadership(name: string): Promise<Leadership | null> {
+      if (leases.has(name)) return null;
+      const client = await getSession();
+      const key = lockKey(name).toString();
+      const result = await client.query<{ ok: boolean }>(
+        'select pg_try_advisory_lock($1::bigint) as ok',
+        [key],
+      );
+      if (!result.rows[0]?.ok) return null;
+      let resolveLost!: () => void;
+      const lost = new Promise<void>((r) => (resolveLost = r));
+      leases.set(name, resolveLost);
+      return {
+        lost,
+        async release() {
+          if (!leases.delete(name)) return;
+          resolveLost();
+          await client.query('select pg_advisory_unlock($1::bigint)', [key]).catch(() => undefined);
+        },
+      };
+    },
+    async signalOutbox(trx: Tx) {
+      await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(trx);
+    },
+    onOutboxSignal(listener: () => void) {
+      const first = listeners.size === 0;
+      listeners.add(listener);
+      if (first) {
+        void getSession()
+          .then((client) => client.query(`LISTEN ${OUTBOX_CHANNEL}`))
+          .catch(() => undefined);
+      }
+      return () => listeners.delete(listener);
+    },
+    async close() {
+      for (const lose of leases.values()) lose();
+      leases.clear();
+      const current = session;
+      session = null;
+      if (current) await current.then((c) => c.end()).catch(() => undefined);
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { Executor, Leadership, Storage, Tx } from './storage.js';
+import type { PlatformTables } from './tables.js';
+
+export interface SqliteOptions {
+  /** File path, or ':memory:' for a throwaway database. */
+  file: string;
+  /**
+   * NORMAL (default) survives a process crash with nothing lost in WAL mode; FULL also
+   * survives power loss at the cost of an fsync per commit.
+   */
+  synchronous?: 'NORMAL' | 'FULL';
+}
+
+/** The embedded default: one SQLite file in WAL mode, one connection owned by this process. */
+export function openSqlite(options: SqliteOptions): Storage {
+  const file = options.file === ':memory:' ? ':memory:' : resolve(options.file);
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const raw = new BetterSqlite3(file);
+  raw.pragma('journal_mode = WAL');
+  raw.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
+  raw.pragma('foreign_keys = ON');
+  raw.pragma('busy_timeout = 5000');
+  const db: Executor = new Kysely<PlatformTables>({
+    dialect: new SqliteDialect({ database: raw }),
+  });
+  // One process owns the file, so leadership is an in-process flag per name.
+  const held = new Set<string>();
+
+  return {
+    dialect: 'sqlite',
+    location: file,
+    db,
+    transaction: <T>(fn: (trx: Tx) => Promise<T>) => db.transaction().execute(fn),
+    async ping() {
+      raw.prepare('select 1').get();
+      return Promise.resolve();
+    },
+    tryLeadership(name: string): Promise<Leadership | null> {
+      if (held.has(name)) return Promise.resolve(null);
+      held.add(name);
+      let resolveLost!: () => void;
+      const lost = new Promise<void>((r) => (resolveLost = r));
+      return Promise.resolve({
+        lost,
+        release() {
+          held.delete(name);
+          resolveLost();
+          return Promise.resolve();
+        },
+      });
+    },
+    signalOutbox: () => Promise.resolve(),
+    onOutboxSignal: () => () => undefined,
+    async close() {
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,159 @@
+import type { EventBus, OutgoingMessage } from '../bus/bus.js';
+import type { Leadership, Storage } from '../db/storage.js';
+import type { Logger } from '../logging.js';
+
+export interface RelayOptions {
+  batchSize?: number;
+  /** Safety net for wake-ups that never came (another process, a lost NOTIFY). */
+  pollIntervalMs?: number;
+  /** Pause after the bus refused a publish before trying the same batch again. */
+  retryDelayMs?: number;
+  /** Fault injection for tests: runs after a batch is on the bus, before it is marked sent. */
+  afterPublish?: (batch: readonly OutgoingMessage[]) => Promise<void> | void;
+  logger?: Logger;
+}
+
+export interface RelayStatus {
+  leader: boolean;
+  published: number;
+  lastError: string | null;
+  lastErrorAt: number | null;
+}
+
+/**
+ * Moves committed events from the outbox to the bus, oldest first. One relay is active across
+ * all processes that share the database (leadership), so the bus sees events in commit order.
+ * It publishes before marking rows sent: a crash in between re-publishes the batch, which the
+ * bus drops by event id. At least once on the bus, exactly once for consumers with an inbox.
+ */
+export class OutboxRelay {
+  private stopped = true;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private kicked = false;
+  private leadership: Leadership | null = null;
+  private unlisten: (() => void) | null = null;
+  readonly status: RelayStatus = {
+    leader: false,
+    published: 0,
+    lastError: null,
+    lastErrorAt: null,
+  };
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly bus: EventBus,
+    private readonly options: RelayOptions = {},
+  ) {}
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.unlisten = this.storage.onOutboxSignal(() => this.kick());
+    this.loop = this.run();
+  }
+
+  /** Something was committed: look at the outbox now rather than at the next poll. */
+  kick(): void {
+    this.kicked = true;
+    this.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.unlisten?.();
+    this.wake?.();
+    await this.loop;
+    await this.leadership?.release();
+    this.leadership = null;
+    this.status.leader = false;
+  }
+
+  /** Publishes everything pending now; for tests and shutdown. Returns the count published. */
+  async drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.publishBatch();
+      total += n;
+      if (n === 0) return total;
+    }
+  }
+
+  private async run(): Promise<void> {
+    const poll = this.options.pollIntervalMs ?? 200;
+    const retry = this.options.retryDelayMs ?? 500;
+    while (!this.stopped) {
+      try {
+        if (!this.leadership) {
+          this.leadership = await this.storage.tryLeadership('outbox-relay');
+          if (!this.leadership) {
+            await this.sleep(1000);
+            continue;
+          }
+          this.status.leader = true;
+          void this.leadership.lost.then(() => {
+            this.leadership = null;
+            this.status.leader = false;
+          });
+        }
+        const published = await this.publishBatch();
+        if (published === 0) await this.sleep(poll);
+      } catch (error) {
+        this.status.lastError = error instanceof Error ? error.message : String(error);
+        this.status.lastErrorAt = Date.now();
+        this.options.logger?.warn({ err: error }, 'outbox relay: publish failed, will retry');
+        await this.sleep(retry);
+      }
+    }
+  }
+
+  private async publishBatch(): Promise<number> {
+    const rows = await this.storage.db
+      .selectFrom('outbox')
+      .select(['seq', 'event_id', 'subject', 'partition_key', 'envelope'])
+      .where('published_at', 'is', null)
+      .orderBy('seq')
+      .limit(this.options.batchSize ?? 500)
+      .execute();
+    if (rows.length === 0) return 0;
+    const batch: OutgoingMessage[] = rows.map((r) => ({
+      eventId: r.event_id,
+      subject: r.subject,
+      partitionKey: r.partition_key,
+      envelope: r.envelope,
+    }));
+    await this.bus.publish(batch);
+    await this.options.afterPublish?.(batch);
+    const now = Date.now();
+    await this.storage.db
+      .updateTable('outbox')
+      .set({ published_at: now })
+      .where(
+        'seq',
+        'in',
+        rows.map((r) => r.seq),
+      )
+      .execute();
+    this.status.published += rows.length;
+    this.status.lastError = null;
+    return rows.length;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.kicked || this.stopped) {
+      this.kicked = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        this.kicked = false;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
+  }
+}

@@ -1,0 +1,79 @@
+import type { TSchema } from '@sinclair/typebox';
+import { NexusError } from '../../model/errors.js';
+import type { EventEnvelope } from '../../model/schemas/event.js';
+import type { Context } from '../context.js';
+import type { Storage, Tx } from '../db/storage.js';
+import type { SchemaValidator } from '../validation.js';
+import { buildEnvelope, insertOutbox, type EventDraft } from './outbox.js';
+
+/** Where the data schema of an event type is registered. */
+export interface EventSchemaSource {
+  lookup(type: string): { schema: TSchema; dataschema: string } | undefined;
+}
+
+/**
+ * One transaction's worth of work: the SQL runs on `trx`, and every event emitted here is
+ * validated at once and written to the outbox in the same transaction (invariant 2): the
+ * state change and its events commit together or not at all.
+ */
+export class UnitOfWork {
+  readonly events: EventEnvelope[] = [];
+
+  constructor(
+    readonly trx: Tx,
+    readonly ctx: Context,
+    private readonly schemas: EventSchemaSource,
+    private readonly validator: SchemaValidator,
+    private readonly source: string,
+  ) {}
+
+  emit(draft: EventDraft): EventEnvelope {
+    const registered = this.schemas.lookup(draft.type);
+    if (!registered) {
+      throw new NexusError('SCHEMA_VIOLATION', `event type '${draft.type}' is not registered`);
+    }
+    this.validator.assert(registered.schema, draft.data, 'SCHEMA_VIOLATION', '/data');
+    const envelope = buildEnvelope(draft, {
+      source: this.source,
+      dataschema: registered.dataschema,
+      ...(this.ctx.traceparent === undefined ? {} : { traceparent: this.ctx.traceparent }),
+      ...(this.ctx.channel === undefined ? {} : { channel: this.ctx.channel }),
+    });
+    this.events.push(envelope);
+    return envelope;
+  }
+}
+
+/** Runs units of work; after each commit that wrote events it wakes the outbox relay. */
+export class Transactor {
+  private readonly committedListeners = new Set<(events: readonly EventEnvelope[]) => void>();
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly schemas: EventSchemaSource,
+    private readonly validator: SchemaValidator,
+    private readonly source: string,
+  ) {}
+
+  async run<T>(ctx: Context, work: (uow: UnitOfWork) => Promise<T>): Promise<T> {
+    let events: readonly EventEnvelope[] = [];
+    const result = await this.storage.transaction(async (trx) => {
+      const uow = new UnitOfWork(trx, ctx, this.schemas, this.validator, this.source);
+      const value = await work(uow);
+      if (uow.events.length > 0) {
+        await insertOutbox(trx, uow.events);
+        await this.storage.signalOutbox(trx);
+      }
+      events = uow.events;
+      return value;
+    });
+    if (events.length > 0) this.committedListeners.forEach((listener) => listener(events));
+    return result;
+  }
+
+  /** Called after every commit that wrote events (in this process). */
+  onCommitted(listener: (events: readonly EventEnvelope[]) => void): () => void {
+    this.committedListeners.add(listener);
+    return () => this.committedListeners.delete(listener);
+  }
+}

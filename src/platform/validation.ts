@@ -1,0 +1,89 @@
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import type { TSchema } from '@sinclair/typebox';
+import { NexusError, type FieldError } from '../model/errors.js';
+
+// ajv-formats ships CommonJS; under NodeNext its default import is the module object.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+
+const TIME_ZONES = new Set(Intl.supportedValuesOf('timeZone').concat(['UTC', 'Etc/UTC']));
+
+/** GTIN-8/12/13/14 mod-10 check digit (GS1 General Specifications, 7.9.1). */
+export function isValidGtin(value: string): boolean {
+  if (!/^(\d{8}|\d{12,14})$/.test(value)) return false;
+  const digits = [...value].map(Number);
+  const check = digits.pop() ?? 0;
+  const sum = digits
+    .reverse()
+    .reduce((acc, digit, index) => acc + digit * (index % 2 === 0 ? 3 : 1), 0);
+  return (10 - (sum % 10)) % 10 === check;
+}
+
+/** One Ajv instance for the hub: JSON Schema 2020-12, strict, formats, our annotations. */
+export function createAjv(): Ajv2020 {
+  const ajv = new Ajv2020({ strict: true, allErrors: true, coerceTypes: false, useDefaults: true });
+  addFormats(ajv);
+  ajv.addKeyword({ keyword: 'x-pii', schemaType: 'string' });
+  // OpenAPI / TypeBox annotations that are not validation keywords.
+  ajv.addVocabulary(['example', 'x-nexus-subject']);
+  ajv.addFormat('iana-time-zone', { type: 'string', validate: (v: string) => TIME_ZONES.has(v) });
+  ajv.addFormat('gtin', { type: 'string', validate: isValidGtin });
+  return ajv;
+}
+
+/** Ajv's error list as JSON Pointers a client can follow (RFC 9457 `errors` member). */
+export function toFieldErrors(
+  errors: readonly ErrorObject[] | null | undefined,
+  root = '',
+): FieldError[] {
+  return (errors ?? []).map((error) => {
+    let pointer = `${root}${error.instancePath}`;
+    let detail = error.message ?? 'is invalid';
+    if (error.keyword === 'additionalProperties') {
+      const extra = (error.params as { additionalProperty: string }).additionalProperty;
+      pointer = `${pointer}/${extra}`;
+      detail = 'is not a known field';
+    } else if (error.keyword === 'required') {
+      const missing = (error.params as { missingProperty: string }).missingProperty;
+      pointer = `${pointer}/${missing}`;
+      detail = 'is required';
+    }
+    return { pointer: pointer || '/', detail };
+  });
+}
+
+/** Compiled validators cached per schema $id. */
+export class SchemaValidator {
+  private readonly cache = new Map<string, ValidateFunction>();
+
+  constructor(private readonly ajv: Ajv2020 = createAjv()) {}
+
+  /** Register a schema (idempotent per $id) and return its compiled validator. */
+  compile(schema: TSchema): ValidateFunction {
+    const id = schema.$id;
+    if (id === undefined) return this.ajv.compile(schema);
+    let validate = this.cache.get(id);
+    if (!validate) {
+      validate = this.ajv.getSchema(id) ?? this.ajv.compile(schema);
+      this.cache.set(id, validate);
+    }
+    return validate;
+  }
+
+  /** Throws VALIDATION_FAILED (or `code`) with pointers when `value` does not match. */
+  assert<T>(
+    schema: TSchema,
+    value: unknown,
+    code: 'VALIDATION_FAILED' | 'SCHEMA_VIOLATION' = 'VALIDATION_FAILED',
+    root = '',
+  ): asserts value is T {
+    const validate = this.compile(schema);
+    if (!validate(value)) {
+      const errors = toFieldErrors(validate.errors, root);
+      const first = errors[0];
+      throw new NexusError(code, first ? `${first.pointer} ${first.detail}` : 'invalid payload', {
+        errors,
+      });
+    }
+  }
+}

@@ -1,0 +1,131 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrateToLatest, MIGRATION_NAMES } from '../src/platform/db/migrations.js';
+import { storageTargets, type OpenedStorage } from './support/targets.js';
+
+describe.each(storageTargets)('storage contract: $name', (target) => {
+  let opened: OpenedStorage;
+  beforeAll(async () => {
+    opened = await target.open();
+  });
+  afterAll(async () => {
+    await opened.dispose();
+  });
+
+  it('has applied every migration, and migrating again is a no-op', async () => {
+    const again = await migrateToLatest(opened.storage);
+    expect(again.error).toBeUndefined();
+    expect(again.results).toEqual([]);
+    const applied = await sql<{
+      name: string;
+    }>`select name from kysely_migration order by name`.execute(opened.storage.db);
+    expect(applied.rows.map((r) => r.name)).toEqual(MIGRATION_NAMES);
+  });
+
+  it('pings', async () => {
+    await expect(opened.storage.ping()).resolves.toBeUndefined();
+  });
+
+  it('commits a transaction as a whole and rolls back on error', async () => {
+    const { storage } = opened;
+    const row = (id: string) => ({
+      event_id: id,
+      subject: 's',
+      partition_key: 'k',
+      envelope: '{}',
+      created_at: 1,
+      published_at: null,
+    });
+    await storage.transaction(async (trx) => {
+      await trx.insertInto('outbox').values(row('a')).execute();
+      await trx.insertInto('outbox').values(row('b')).execute();
+    });
+    await expect(
+      storage.transaction(async (trx) => {
+        await trx.insertInto('outbox').values(row('c')).execute();
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    const ids = await storage.db.selectFrom('outbox').select('event_id').orderBy('seq').execute();
+    expect(ids.map((r) => r.event_id)).toEqual(['a', 'b']);
+  });
+
+  it('assigns increasing sequence numbers in insert order', async () => {
+    const { storage } = opened;
+    const rows = await storage.db
+      .selectFrom('outbox')
+      .select(['seq', 'event_id'])
+      .orderBy('seq')
+      .execute();
+    expect(rows[0]!.seq).toBeLessThan(rows[1]!.seq);
+    expect(typeof rows[0]!.seq).toBe('number');
+  });
+
+  it('keeps 64-bit epoch milliseconds as numbers', async () => {
+    const { storage } = opened;
+    const now = Date.now();
+    await storage.db
+      .updateTable('outbox')
+      .set({ published_at: now })
+      .where('event_id', '=', 'a')
+      .execute();
+    const row = await storage.db
+      .selectFrom('outbox')
+      .select('published_at')
+      .where('event_id', '=', 'a')
+      .executeTakeFirstOrThrow();
+    expect(row.published_at).toBe(now);
+  });
+
+  it('grants leadership of a name to one holder at a time', async () => {
+    const { storage } = opened;
+    const first = await storage.tryLeadership('contract-lock');
+    expect(first).not.toBeNull();
+    expect(await storage.tryLeadership('contract-lock')).toBeNull();
+    await first!.release();
+    const second = await storage.tryLeadership('contract-lock');
+    expect(second).not.toBeNull();
+    await second!.release();
+  });
+
+  it('enforces unique keys', async () => {
+    const { storage } = opened;
+    await expect(
+      storage.db
+        .insertInto('outbox')
+        .values({
+          event_id: 'a',
+          subject: 's',
+          partition_key: 'k',
+          envelope: '{}',
+          created_at: 1,
+          published_at: null,
+        })
+        .execute(),
+    ).rejects.toThrow();
+  });
+});
+
+describe.runIf(storageTargets.some((t) => t.name === 'postgres'))(
+  'postgres leadership across processes',
+  () => {
+    it('refuses a second hub process while the first holds it, and hands over when it releases', async () => {
+      const { postgresTarget } = await import('./support/targets.js');
+      const { openPostgres } = await import('../src/platform/db/postgres.js');
+      const opened = await postgresTarget.open();
+      const other = openPostgres({ url: opened.where });
+      try {
+        const held = await opened.storage.tryLeadership('relay');
+        expect(held).not.toBeNull();
+        expect(await other.tryLeadership('relay')).toBeNull();
+        await held!.release();
+        const taken = await other.tryLeadership('relay');
+        expect(taken).not.toBeNull();
+        await taken!.release();
+      } finally {
+        await other.close();
+        await opened.dispose();
+      }
+    });
+  },
+);
