@@ -34,6 +34,8 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export interface FieldError {
   pointer: string;
   detail: string;
+  /** Which part of an HTTP request the pointer is into; body when absent. */
+  in?: 'body' | 'query' | 'path' | 'header';
 }
 
 export class NexusError extends Error {

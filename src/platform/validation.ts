@@ -20,8 +20,13 @@ export function isValidGtin(value: string): boolean {
 }
 
 /** One Ajv instance for the hub: JSON Schema 2020-12, strict, formats, our annotations. */
-export function createAjv(): Ajv2020 {
-  const ajv = new Ajv2020({ strict: true, allErrors: true, coerceTypes: false, useDefaults: true });
+export function createAjv(options: { coerceTypes?: boolean } = {}): Ajv2020 {
+  const ajv = new Ajv2020({
+    strict: true,
+    allErrors: true,
+    coerceTypes: options.coerceTypes ?? false,
+    useDefaults: true,
+  });
   addFormats(ajv);
   ajv.addKeyword({ keyword: 'x-pii', schemaType: 'string' });
   // OpenAPI / TypeBox annotations that are not validation keywords.

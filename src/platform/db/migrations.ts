@@ -133,7 +133,7 @@ const steps: Record<string, Step> = {
   '0003_reference_data': async (db) => {
     await db.schema
       .createTable('markets')
-      .addColumn('code', 'text', (c) => c.primaryKey())
+      .addColumn('id', 'text', (c) => c.primaryKey())
       .addColumn('status', 'text', (c) => c.notNull())
       .addColumn('currency', 'text', (c) => c.notNull())
       .addColumn('doc', 'text', (c) => c.notNull())
@@ -145,9 +145,10 @@ const steps: Record<string, Step> = {
     await db.schema
       .createTable('locations')
       .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('market_code', 'text', (c) => c.notNull().references('markets.code'))
+      .addColumn('market_code', 'text', (c) => c.notNull().references('markets.id'))
       .addColumn('type', 'text', (c) => c.notNull())
       .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('capabilities', 'text', (c) => c.notNull())
       .addColumn('lat', 'double precision', (c) => c.notNull())
       .addColumn('lon', 'double precision', (c) => c.notNull())
       .addColumn('doc', 'text', (c) => c.notNull())

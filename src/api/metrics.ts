@@ -1,0 +1,51 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The hub's Prometheus registry: one per hub instance, so tests can run several hubs. */
+export class HubMetrics {
+  readonly registry = new Registry();
+  readonly httpRequests = new Counter({
+    name: 'nexus_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly httpDuration = new Histogram({
+    name: 'nexus_http_request_duration_seconds',
+    help: 'HTTP request duration',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  constructor(probes: {
+    outboxBacklog: () => Promise<number>;
+    eventsPublished: () => number;
+    relayLeader: () => boolean;
+  }) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'nexus_' });
+    new Gauge({
+      name: 'nexus_outbox_backlog',
+      help: 'Committed events not yet on the bus',
+      registers: [this.registry],
+      async collect() {
+        this.set(await probes.outboxBacklog().catch(() => -1));
+      },
+    });
+    new Gauge({
+      name: 'nexus_outbox_published_total',
+      help: 'Events this process relayed to the bus since start',
+      registers: [this.registry],
+      collect() {
+        this.set(probes.eventsPublished());
+      },
+    });
+    new Gauge({
+      name: 'nexus_outbox_relay_leader',
+      help: '1 when this process is the active outbox relay',
+      registers: [this.registry],
+      collect() {
+        this.set(probes.relayLeader() ? 1 : 0);
+      },
+    });
+  }
+}

@@ -1,0 +1,199 @@
+import type { FastifyInstance } from 'fastify';
+import { HubMetrics } from './api/metrics.js';
+import { purgeExpiredIdempotencyKeys } from './api/idempotency.js';
+import { buildServer } from './api/server.js';
+import { runCli, type HubFactory } from './cli/main.js';
+import { EVENT_DATA_SCHEMAS, dataSchemaRef, type EventType } from './model/events.js';
+import { NexusError } from './model/errors.js';
+import { AccessService, accessRoutes } from './modules/access/index.js';
+import { CatalogService, catalogRoutes } from './modules/catalog/index.js';
+import { LocationsService, locationRoutes } from './modules/locations/index.js';
+import { MarketsService, marketRoutes } from './modules/markets/index.js';
+import type { EventBus } from './platform/bus/bus.js';
+import { openEmbeddedBus } from './platform/bus/embedded.js';
+import type { Config } from './platform/config.js';
+import { migrateToLatest } from './platform/db/migrations.js';
+import { openPostgres } from './platform/db/postgres.js';
+import { openSqlite } from './platform/db/sqlite.js';
+import type { Storage } from './platform/db/storage.js';
+import { Housekeeping } from './platform/events/housekeeping.js';
+import { OutboxRelay, type RelayOptions } from './platform/events/relay.js';
+import { Transactor, type EventSchemaSource } from './platform/events/unit-of-work.js';
+import { createLogger, type Logger } from './platform/logging.js';
+import { SchemaValidator } from './platform/validation.js';
+
+export const VERSION = '0.1.0';
+
+export interface Hub {
+  config: Config;
+  logger: Logger;
+  storage: Storage;
+  bus: EventBus;
+  transactor: Transactor;
+  relay: OutboxRelay;
+  server: FastifyInstance;
+  services: {
+    access: AccessService;
+    markets: MarketsService;
+    locations: LocationsService;
+    catalog: CatalogService;
+  };
+  /** Starts the relay and housekeeping and listens; returns the base URL. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface HubOptions {
+  logger?: Logger;
+  relay?: Omit<RelayOptions, 'logger'>;
+}
+
+/** The event catalogue as a schema source: subject = event type, version 1. */
+const eventSchemas: EventSchemaSource = {
+  lookup(type) {
+    const schema = EVENT_DATA_SCHEMAS[type as EventType];
+    return schema ? { schema, dataschema: dataSchemaRef(type as EventType) } : undefined;
+  },
+};
+
+function openStorage(config: Config): Storage {
+  return config.storage.kind === 'postgres'
+    ? openPostgres({ url: config.storage.url, poolSize: config.storage.poolSize })
+    : openSqlite({ file: config.storage.file, synchronous: config.storage.synchronous });
+}
+
+async function openBus(config: Config, storage: Storage): Promise<EventBus> {
+  if (config.bus.kind === 'embedded') return openEmbeddedBus(storage);
+  const { openNatsBus } = await import('./platform/bus/nats.js');
+  return openNatsBus({ url: config.bus.url, stream: config.bus.stream, name: 'nexus-hub' });
+}
+
+/** Opens storage (migrating it), the bus, and wires every module. The one wiring point. */
+export async function createHub(config: Config, options: HubOptions = {}): Promise<Hub> {
+  const logger = options.logger ?? createLogger({ level: config.log.level });
+  const storage = openStorage(config);
+  try {
+    await storage.ping();
+  } catch (error) {
+    await storage.close().catch(() => undefined);
+    throw new NexusError(
+      'SERVICE_UNAVAILABLE',
+      `cannot reach the database at ${storage.location}: ${String(error)}`,
+    );
+  }
+  const migrated = await migrateToLatest(storage);
+  if (migrated.error) throw migrated.error;
+  const bus = await openBus(config, storage).catch(async (error: unknown) => {
+    await storage.close();
+    throw new NexusError('SERVICE_UNAVAILABLE', `cannot reach the event bus: ${String(error)}`);
+  });
+
+  const validator = new SchemaValidator();
+  const transactor = new Transactor(storage, eventSchemas, validator, config.source);
+  const relay = new OutboxRelay(storage, bus, {
+    batchSize: config.outbox.batchSize,
+    ...options.relay,
+    logger,
+  });
+  transactor.onCommitted(() => relay.kick());
+
+  const access = new AccessService(storage.db);
+  const markets = new MarketsService({ db: storage.db, transactor });
+  const locations = new LocationsService({ db: storage.db, transactor, markets });
+  const catalog = new CatalogService({ db: storage.db, transactor, markets });
+
+  const outboxBacklog = async () => {
+    const row = await storage.db
+      .selectFrom('outbox')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('published_at', 'is', null)
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  };
+  const metrics = new HubMetrics({
+    outboxBacklog,
+    eventsPublished: () => relay.status.published,
+    relayLeader: () => relay.status.leader,
+  });
+
+  const readiness = {
+    async check() {
+      const database = await storage.ping().then(
+        () => ({ ok: true }),
+        (error: unknown) => ({ ok: false, detail: String(error) }),
+      );
+      const eventBus = await bus.ping().then(
+        () => ({ ok: true }),
+        (error: unknown) => ({ ok: false, detail: String(error) }),
+      );
+      return { database, bus: eventBus };
+    },
+  };
+
+  const writeGate = async (): Promise<NexusError | null> => {
+    try {
+      await storage.ping();
+    } catch {
+      return new NexusError('SERVICE_UNAVAILABLE', 'the database is unreachable; retry later');
+    }
+    // Backpressure: while the bus is away, the outbox holds events; past the limit, writes wait.
+    const backlog = await outboxBacklog();
+    if (backlog >= config.outbox.maxBacklog) {
+      return new NexusError(
+        'SERVICE_UNAVAILABLE',
+        `${backlog} events are waiting for the event bus; retry later`,
+      );
+    }
+    return null;
+  };
+
+  const server = await buildServer({
+    logger,
+    db: storage.db,
+    access,
+    metrics,
+    readiness,
+    writeGate,
+    version: VERSION,
+    bodyLimit: config.http.bodyLimitBytes,
+    routes: [
+      (app) => accessRoutes(app, access),
+      (app) => marketRoutes(app, markets),
+      (app) => locationRoutes(app, locations),
+      (app) => catalogRoutes(app, catalog),
+    ],
+  });
+
+  const housekeeping = new Housekeeping(storage, [() => purgeExpiredIdempotencyKeys(storage.db)], {
+    logger,
+  });
+
+  return {
+    config,
+    logger,
+    storage,
+    bus,
+    transactor,
+    relay,
+    server,
+    services: { access, markets, locations, catalog },
+    async listen() {
+      relay.start();
+      housekeeping.start();
+      return server.listen({ host: config.http.host, port: config.http.port });
+    },
+    async close() {
+      housekeeping.stop();
+      await server.close();
+      await relay.stop();
+      await bus.close();
+      await storage.close();
+    },
+  };
+}
+
+/** Entry point of the `nexus` command (bin/nexus.js). */
+export function main(argv: string[]): Promise<number> {
+  const factory: HubFactory = createHub;
+  return runCli(argv, factory);
+}

@@ -1,0 +1,97 @@
+import type { Location } from '../model/schemas/location.js';
+import type { Market } from '../model/schemas/market.js';
+import type { Product } from '../model/schemas/product.js';
+import type { Context } from '../platform/context.js';
+import type { UpsertResult } from '../platform/resources.js';
+import type { ApiKey, NewApiKey } from '../modules/access/index.js';
+import { buildDemoRetailer, RETAILER_NAME } from './demo-data.js';
+
+/** The slice of the hub the demo seeder needs. */
+export interface SeedTarget {
+  services: {
+    markets: { bulkUpsert(ctx: Context, items: Market[]): Promise<UpsertResult[]> };
+    locations: { bulkUpsert(ctx: Context, items: Location[]): Promise<UpsertResult[]> };
+    catalog: { bulkUpsert(ctx: Context, items: Product[]): Promise<UpsertResult[]> };
+    access: { create(input: NewApiKey): Promise<{ key: ApiKey; secret: string }> };
+  };
+}
+
+export interface SeedReport {
+  markets: number;
+  stores: number;
+  warehouses: number;
+  products: number;
+  skus: number;
+  keys: Array<{ name: string; channel: string; scopes: string[]; secret: string }>;
+}
+
+/** One channel client per touchpoint, and one operator key. */
+const DEMO_KEYS: NewApiKey[] = [
+  {
+    name: 'demo web shop',
+    channel: 'web',
+    scopes: ['catalog:read', 'markets:read', 'locations:read'],
+  },
+  {
+    name: 'demo mobile app',
+    channel: 'app',
+    scopes: ['catalog:read', 'markets:read', 'locations:read'],
+  },
+  {
+    name: 'demo store POS',
+    channel: 'pos',
+    scopes: ['catalog:read', 'markets:read', 'locations:read'],
+  },
+  {
+    name: 'demo customer service',
+    channel: 'customer-service',
+    scopes: ['catalog:read', 'markets:read', 'locations:read'],
+  },
+  { name: 'demo operator (all scopes)', channel: 'web', scopes: ['*'] },
+];
+
+const PRODUCT_BATCH = 100;
+
+/** Seeds the demo retailer through the services (so every write emits its event). */
+export async function seedDemo(
+  hub: SeedTarget,
+  ctx: Context,
+  progress: (done: number, total: number, label: string) => void,
+  options: { skuTarget?: number } = {},
+): Promise<SeedReport> {
+  const data = buildDemoRetailer(
+    options.skuTarget === undefined ? {} : { skuTarget: options.skuTarget },
+  );
+  const total =
+    data.markets.length + data.locations.length + data.products.length + DEMO_KEYS.length;
+  let done = 0;
+  const step = (n: number, label: string) => {
+    done += n;
+    progress(done, total, label);
+  };
+  await hub.services.markets.bulkUpsert(ctx, data.markets);
+  step(data.markets.length, 'markets');
+  await hub.services.locations.bulkUpsert(ctx, data.locations);
+  step(data.locations.length, 'stores and warehouses');
+  for (let i = 0; i < data.products.length; i += PRODUCT_BATCH) {
+    const batch = data.products.slice(i, i + PRODUCT_BATCH);
+    await hub.services.catalog.bulkUpsert(ctx, batch);
+    step(batch.length, 'products');
+  }
+  const keys: SeedReport['keys'] = [];
+  for (const input of DEMO_KEYS) {
+    const { key, secret } = await hub.services.access.create(input);
+    keys.push({ name: key.name, channel: key.channel, scopes: key.scopes, secret });
+    step(1, 'API keys');
+  }
+  return {
+    markets: data.markets.length,
+    stores: data.locations.filter((l) => l.type === 'store').length,
+    warehouses: data.locations.filter((l) => l.type === 'warehouse').length,
+    products: data.products.length,
+    skus: data.products.reduce((n, p) => n + p.skus.length, 0),
+    keys,
+  };
+}
+
+export { RETAILER_NAME };

@@ -1,0 +1,311 @@
+import { parseArgs } from 'node:util';
+import { NexusError, isNexusError } from '../model/errors.js';
+import { systemContext } from '../platform/context.js';
+import { loadConfig, type Config } from '../platform/config.js';
+import { createLogger, type Logger } from '../platform/logging.js';
+import type { ApiKey, NewApiKey } from '../modules/access/index.js';
+import { seedDemo, RETAILER_NAME, type SeedReport, type SeedTarget } from './demo.js';
+
+/** What the CLI needs of a hub; app.ts builds the real one. */
+export interface CliHub extends SeedTarget {
+  storage: { location: string; dialect: string };
+  bus: { kind: string };
+  services: SeedTarget['services'] & {
+    access: {
+      create(input: NewApiKey): Promise<{ key: ApiKey; secret: string }>;
+      list(includeRevoked?: boolean): Promise<ApiKey[]>;
+      revoke(id: string): Promise<void>;
+    };
+    markets: SeedTarget['services']['markets'] & {
+      list(
+        ctx: ReturnType<typeof systemContext>,
+        query: { limit: number; filters: Record<string, string | undefined> },
+      ): Promise<{ items: unknown[] }>;
+    };
+  };
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export type HubFactory = (config: Config, options?: { logger?: Logger }) => Promise<CliHub>;
+
+const USAGE = `nexus — omnichannel retail integration hub
+
+Usage:
+  nexus start [--demo] [--config FILE] [--host HOST] [--port PORT]
+      Run the hub. Embedded default: SQLite under ./data, in-process event bus.
+      --demo seeds the demo retailer first if the database is empty.
+  nexus demo [--config FILE] [--skus N]
+      Seed the demo retailer (3 markets, ~60 stores, 2 warehouses, ~2,000 SKUs) and
+      print its channel API keys once.
+  nexus migrate [--config FILE]
+      Apply pending database migrations.
+  nexus keys create --name NAME --channel CHANNEL --scopes a,b [--markets DE,SE]
+  nexus keys list [--all]
+  nexus keys revoke ID
+
+Configuration: nexus.config.yaml (or --config / NEXUS_CONFIG), overridden by
+NEXUS_DATABASE_URL, NEXUS_NATS_URL, NEXUS_HOST, NEXUS_PORT, NEXUS_LOG_LEVEL.`;
+
+interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  progress: (text: string) => void;
+}
+
+const defaultIo: Io = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+  progress: (text) => {
+    if (process.stderr.isTTY) process.stderr.write(`\r${text}`);
+  },
+};
+
+/** Runs one CLI command; returns the process exit code. Errors print one line. */
+export async function runCli(
+  argv: string[],
+  createHub: HubFactory,
+  io: Io = defaultIo,
+): Promise<number> {
+  try {
+    return await dispatch(argv, createHub, io);
+  } catch (error) {
+    if (isNexusError(error)) {
+      io.err(`nexus: ${error.message}`);
+      return error.code === 'CONFIG_INVALID' || error.code === 'VALIDATION_FAILED' ? 2 : 1;
+    }
+    io.err(`nexus: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+}
+
+type OptionSpec = Record<string, { type: 'string' | 'boolean' }>;
+interface Parsed {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+function parse(argv: string[], options: OptionSpec): Parsed {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { config: { type: 'string' }, ...options },
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as Parsed['values'], positionals };
+  } catch (error) {
+    throw new NexusError(
+      'VALIDATION_FAILED',
+      `${error instanceof Error ? error.message : String(error)} (see nexus --help)`,
+    );
+  }
+}
+
+async function dispatch(argv: string[], createHub: HubFactory, io: Io): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      io.out(USAGE);
+      return 0;
+    case 'start':
+      return start(rest, createHub, io);
+    case 'demo':
+      return demo(rest, createHub, io);
+    case 'migrate':
+      return migrate(rest, createHub, io);
+    case 'keys':
+      return keys(rest, createHub, io);
+    default:
+      throw new NexusError('VALIDATION_FAILED', `unknown command '${command}' (see nexus --help)`);
+  }
+}
+
+function configFrom(values: Record<string, unknown>): Config {
+  return loadConfig({
+    ...(typeof values.config === 'string' ? { file: values.config } : {}),
+    overrides: (raw) => {
+      if (values.host !== undefined || values.port !== undefined) {
+        const http = (raw.http ??= {}) as Record<string, unknown>;
+        if (typeof values.host === 'string') http.host = values.host;
+        if (typeof values.port === 'string')
+          http.port = /^\d+$/.test(values.port) ? Number(values.port) : values.port;
+      }
+    },
+  });
+}
+
+const quietLogger = () => createLogger({ level: 'warn' });
+
+async function start(argv: string[], createHub: HubFactory, io: Io): Promise<number> {
+  const { values } = parse(argv, {
+    demo: { type: 'boolean' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+  });
+  const config = configFrom(values);
+  const hub = await createHub(config);
+  try {
+    if (values.demo) {
+      const existing = await hub.services.markets.list(systemContext('cli'), {
+        limit: 1,
+        filters: {},
+      });
+      if (existing.items.length === 0) {
+        printSeed(io, await seedWithProgress(hub, io));
+      } else {
+        io.out(
+          'Demo data already present (its API keys were printed when it was seeded; `nexus keys create` makes more).',
+        );
+      }
+    }
+    const url = await hub.listen();
+    io.out(`Nexus is running at ${url}`);
+    io.out(`  API docs:   ${url}/v1/docs   (OpenAPI: ${url}/v1/openapi.json)`);
+    io.out(`  data:       ${hub.storage.dialect} at ${hub.storage.location}`);
+    io.out(`  event bus:  ${hub.bus.kind}`);
+    io.out('Press Ctrl+C to stop.');
+  } catch (error) {
+    await hub.close();
+    throw error;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  io.err('Stopping: finishing requests in flight and relaying committed events...');
+  await hub.close();
+  return 0;
+}
+
+async function demo(argv: string[], createHub: HubFactory, io: Io): Promise<number> {
+  const { values } = parse(argv, { skus: { type: 'string' } });
+  const config = configFrom(values);
+  const skuTarget = values.skus === undefined ? undefined : Number(values.skus);
+  if (
+    skuTarget !== undefined &&
+    (!Number.isInteger(skuTarget) || skuTarget < 1 || skuTarget > 500_000)
+  ) {
+    throw new NexusError(
+      'VALIDATION_FAILED',
+      `--skus must be a whole number from 1 to 500000, not '${String(values.skus)}'`,
+    );
+  }
+  const hub = await createHub(config, { logger: quietLogger() });
+  try {
+    printSeed(io, await seedWithProgress(hub, io, skuTarget));
+    io.out(`Data: ${hub.storage.dialect} at ${hub.storage.location}`);
+  } finally {
+    await hub.close();
+  }
+  return 0;
+}
+
+async function seedWithProgress(hub: CliHub, io: Io, skuTarget?: number): Promise<SeedReport> {
+  io.err(`Seeding the demo retailer "${RETAILER_NAME}"...`);
+  let lastPercent = -1;
+  const report = await seedDemo(
+    hub,
+    systemContext('cli:demo', { actor: { kind: 'cli', id: 'demo' } }),
+    (done, total, label) => {
+      const percent = Math.floor((done / total) * 100);
+      const width = 30;
+      const filled = Math.round((done / total) * width);
+      io.progress(
+        `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(percent).padStart(3)}% ${label}      `,
+      );
+      if (!process.stderr.isTTY && percent >= lastPercent + 25) {
+        lastPercent = percent;
+        io.err(`  ${percent}% (${label})`);
+      }
+    },
+    skuTarget === undefined ? {} : { skuTarget },
+  );
+  io.progress('\n');
+  return report;
+}
+
+function printSeed(io: Io, report: SeedReport): void {
+  io.out(
+    `Seeded ${report.markets} markets, ${report.stores} stores, ${report.warehouses} warehouses, ` +
+      `${report.products} products with ${report.skus} SKUs.`,
+  );
+  io.out('Channel API keys (shown once; store them now):');
+  for (const key of report.keys) {
+    io.out(`  ${key.name.padEnd(28)} ${key.channel.padEnd(17)} ${key.secret}`);
+    io.out(`  ${''.padEnd(28)} scopes: ${key.scopes.join(' ')}`);
+  }
+}
+
+async function migrate(argv: string[], createHub: HubFactory, io: Io): Promise<number> {
+  const { values } = parse(argv, {});
+  const hub = await createHub(configFrom(values), { logger: quietLogger() });
+  // createHub migrates on open; this command exists so deployments can do it as a step.
+  io.out(`Database at ${hub.storage.location} is migrated to the latest version.`);
+  await hub.close();
+  return 0;
+}
+
+async function keys(argv: string[], createHub: HubFactory, io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values, positionals } = parse(rest, {
+    name: { type: 'string' },
+    channel: { type: 'string' },
+    scopes: { type: 'string' },
+    markets: { type: 'string' },
+    all: { type: 'boolean' },
+  });
+  const list = (v: unknown) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : [];
+  if (sub !== 'create' && sub !== 'list' && sub !== 'revoke') {
+    throw new NexusError(
+      'VALIDATION_FAILED',
+      'use: nexus keys create|list|revoke (see nexus --help)',
+    );
+  }
+  if (sub === 'create' && (!values.name || !values.channel || !values.scopes)) {
+    throw new NexusError('VALIDATION_FAILED', 'keys create needs --name, --channel and --scopes');
+  }
+  if (sub === 'revoke' && positionals.length !== 1) {
+    throw new NexusError('VALIDATION_FAILED', 'keys revoke needs the key id: nexus keys revoke ID');
+  }
+  const hub = await createHub(configFrom(values), { logger: quietLogger() });
+  try {
+    const access = hub.services.access;
+    if (sub === 'create') {
+      const markets = list(values.markets);
+      const { key, secret } = await access.create({
+        name: String(values.name),
+        channel: String(values.channel) as NewApiKey['channel'],
+        scopes: list(values.scopes),
+        ...(markets.length > 0 ? { markets } : {}),
+      });
+      io.out(`Created key ${key.id} for ${key.channel} with scopes ${key.scopes.join(' ')}`);
+      io.out(`Secret (shown once): ${secret}`);
+    } else if (sub === 'list') {
+      for (const key of await access.list(Boolean(values.all))) {
+        const state = key.revokedAt
+          ? `revoked ${key.revokedAt}`
+          : `last used ${key.lastUsedAt ?? 'never'}`;
+        io.out(
+          `${key.id}  ${key.channel.padEnd(17)} ${key.name.padEnd(28)} ${key.scopes.join(',')}  ${state}`,
+        );
+      }
+    } else {
+      await access.revoke(positionals[0]!);
+      io.out(`Revoked key ${positionals[0]!}.`);
+    }
+  } finally {
+    await hub.close();
+  }
+  return 0;
+}

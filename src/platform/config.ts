@@ -1,0 +1,209 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { Type, type Static } from '@sinclair/typebox';
+import { parse as parseYaml } from 'yaml';
+import { NexusError } from '../model/errors.js';
+import { createAjv, toFieldErrors } from './validation.js';
+
+/** The hub's configuration: a file (nexus.config.yaml) overlaid by NEXUS_* environment variables. */
+export const ConfigSchema = Type.Object(
+  {
+    http: Type.Object(
+      {
+        host: Type.String({ minLength: 1, default: '127.0.0.1' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+        bodyLimitBytes: Type.Integer({
+          minimum: 1024,
+          maximum: 64 * 1024 * 1024,
+          default: 1024 * 1024,
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    storage: Type.Union(
+      [
+        Type.Object(
+          {
+            kind: Type.Literal('sqlite'),
+            // Defaults inside a union are not applied by the validator: see withDefaults().
+            file: Type.Optional(Type.String({ minLength: 1 })),
+            synchronous: Type.Optional(Type.Union([Type.Literal('NORMAL'), Type.Literal('FULL')])),
+          },
+          { additionalProperties: false },
+        ),
+        Type.Object(
+          {
+            kind: Type.Literal('postgres'),
+            url: Type.String({ pattern: '^postgres(ql)?://' }),
+            poolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
+          },
+          { additionalProperties: false },
+        ),
+      ],
+      { default: { kind: 'sqlite' } },
+    ),
+    bus: Type.Union(
+      [
+        Type.Object({ kind: Type.Literal('embedded') }, { additionalProperties: false }),
+        Type.Object(
+          {
+            kind: Type.Literal('nats'),
+            url: Type.String({ pattern: '^(nats|tls)://' }),
+            stream: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]+$' })),
+          },
+          { additionalProperties: false },
+        ),
+      ],
+      { default: { kind: 'embedded' } },
+    ),
+    outbox: Type.Object(
+      {
+        /** Writes answer 503 while more events than this wait for the bus (backpressure). */
+        maxBacklog: Type.Integer({ minimum: 1, default: 100_000 }),
+        batchSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 500 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    log: Type.Object(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) =>
+            Type.Literal(l),
+          ),
+          { default: 'info' },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    source: Type.String({ default: '//nexus/hub', description: 'CloudEvents source of this hub' }),
+  },
+  { additionalProperties: false },
+);
+type RawConfig = Static<typeof ConfigSchema>;
+
+/** The validated configuration with every default filled in. */
+export type Config = Omit<RawConfig, 'storage' | 'bus'> & {
+  storage:
+    | { kind: 'sqlite'; file: string; synchronous: 'NORMAL' | 'FULL' }
+    | { kind: 'postgres'; url: string; poolSize: number };
+  bus: { kind: 'embedded' } | { kind: 'nats'; url: string; stream: string };
+};
+
+function withDefaults(raw: RawConfig): Config {
+  const storage =
+    raw.storage.kind === 'sqlite'
+      ? {
+          kind: 'sqlite' as const,
+          file: raw.storage.file ?? './data/nexus.db',
+          synchronous: raw.storage.synchronous ?? 'NORMAL',
+        }
+      : { kind: 'postgres' as const, url: raw.storage.url, poolSize: raw.storage.poolSize ?? 10 };
+  const bus =
+    raw.bus.kind === 'nats'
+      ? { kind: 'nats' as const, url: raw.bus.url, stream: raw.bus.stream ?? 'NEXUS_EVENTS' }
+      : { kind: 'embedded' as const };
+  return { ...raw, storage, bus };
+}
+
+/** Environment variable -> where it lands in the configuration, and how to read it. */
+const ENV: Array<[string, (config: Record<string, unknown>, value: string) => void]> = [
+  ['NEXUS_DATABASE_URL', (c, v) => (c.storage = { kind: 'postgres', url: v })],
+  ['NEXUS_SQLITE_FILE', (c, v) => (c.storage = { kind: 'sqlite', file: v })],
+  ['NEXUS_NATS_URL', (c, v) => (c.bus = { kind: 'nats', url: v })],
+  ['NEXUS_HOST', (c, v) => (section(c, 'http').host = v)],
+  ['NEXUS_PORT', (c, v) => (section(c, 'http').port = numberOrText(v))],
+  ['NEXUS_LOG_LEVEL', (c, v) => (section(c, 'log').level = v)],
+  ['NEXUS_OUTBOX_MAX_BACKLOG', (c, v) => (section(c, 'outbox').maxBacklog = numberOrText(v))],
+];
+
+function section(config: Record<string, unknown>, key: string): Record<string, unknown> {
+  const existing = config[key];
+  if (existing && typeof existing === 'object' && !Array.isArray(existing))
+    return existing as Record<string, unknown>;
+  const created: Record<string, unknown> = {};
+  config[key] = created;
+  return created;
+}
+
+/** Keeps a bad number visible as text so the error names it instead of silently coercing. */
+const numberOrText = (v: string): number | string => (/^-?\d+$/.test(v) ? Number(v) : v);
+
+export interface LoadConfigOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  overrides?: (config: Record<string, unknown>) => void;
+}
+
+/**
+ * Reads, merges and validates the configuration. Any problem is a CONFIG_INVALID error whose
+ * message is one line naming the setting, its source and what is wrong.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const file =
+    options.file ??
+    env.NEXUS_CONFIG ??
+    (existsSync('nexus.config.yaml') ? 'nexus.config.yaml' : undefined);
+  let raw: Record<string, unknown> = {};
+  if (file !== undefined) {
+    if (!existsSync(file))
+      throw new NexusError('CONFIG_INVALID', `configuration file ${file} does not exist`);
+    try {
+      const parsed: unknown = parseYaml(readFileSync(file, 'utf8'));
+      if (
+        parsed !== null &&
+        parsed !== undefined &&
+        (typeof parsed !== 'object' || Array.isArray(parsed))
+      ) {
+        throw new Error('the top level must be a mapping');
+      }
+      raw = (parsed ?? {}) as Record<string, unknown>;
+    } catch (error) {
+      const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+      throw new NexusError(
+        'CONFIG_INVALID',
+        `configuration file ${file} is not valid YAML: ${reason}`,
+      );
+    }
+  }
+  const fromEnv = new Map<string, string>();
+  for (const [name, apply] of ENV) {
+    const value = env[name];
+    if (value !== undefined && value !== '') {
+      apply(raw, value);
+      fromEnv.set(name, value);
+    }
+  }
+  options.overrides?.(raw);
+  const validate = createAjv().compile(ConfigSchema);
+  if (!validate(raw)) {
+    const [first] = toFieldErrors(validate.errors);
+    const setting = (first?.pointer ?? '/').slice(1).replace(/\//g, '.') || '(top level)';
+    const envName = [...fromEnv.keys()].find((name) => setting.startsWith(envTarget(name)));
+    const origin = envName
+      ? ` (from ${envName}=${fromEnv.get(envName)})`
+      : file
+        ? ` (in ${file})`
+        : '';
+    throw new NexusError(
+      'CONFIG_INVALID',
+      `invalid configuration: ${setting} ${first?.detail ?? 'is invalid'}${origin}`,
+    );
+  }
+  return withDefaults(raw as RawConfig);
+}
+
+function envTarget(name: string): string {
+  switch (name) {
+    case 'NEXUS_DATABASE_URL':
+    case 'NEXUS_SQLITE_FILE':
+      return 'storage';
+    case 'NEXUS_NATS_URL':
+      return 'bus';
+    case 'NEXUS_LOG_LEVEL':
+      return 'log';
+    case 'NEXUS_OUTBOX_MAX_BACKLOG':
+      return 'outbox';
+    default:
+      return 'http';
+  }
+}

@@ -1,0 +1,64 @@
+import type { Storage } from '../db/storage.js';
+import type { Logger } from '../logging.js';
+
+export interface Retention {
+  /** Published outbox rows are kept this long (for diagnosis), then deleted. */
+  outboxMs: number;
+  /** Inbox entries must outlive any redelivery; a week is far beyond the bus's ack wait. */
+  inboxMs: number;
+  /** Embedded bus only: how long the stream keeps messages (like a JetStream max_age). */
+  streamMs: number;
+}
+
+export const DEFAULT_RETENTION: Retention = {
+  outboxMs: 24 * 60 * 60 * 1000,
+  inboxMs: 7 * 24 * 60 * 60 * 1000,
+  streamMs: 7 * 24 * 60 * 60 * 1000,
+};
+
+/** Keeps the backbone's tables bounded. Extra tasks (idempotency keys) are passed in. */
+export class Housekeeping {
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly extra: Array<() => Promise<unknown>>,
+    private readonly options: { intervalMs?: number; retention?: Retention; logger?: Logger } = {},
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.runOnce(), this.options.intervalMs ?? 60_000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  async runOnce(now = Date.now()): Promise<void> {
+    const retention = this.options.retention ?? DEFAULT_RETENTION;
+    const db = this.storage.db;
+    try {
+      await db
+        .deleteFrom('outbox')
+        .where('published_at', 'is not', null)
+        .where('published_at', '<', now - retention.outboxMs)
+        .execute();
+      await db
+        .deleteFrom('inbox')
+        .where('processed_at', '<', now - retention.inboxMs)
+        .execute();
+      await db
+        .deleteFrom('bus_messages')
+        .where('published_at', '<', now - retention.streamMs)
+        .execute();
+      for (const task of this.extra) await task();
+    } catch (error) {
+      this.options.logger?.warn(
+        { err: error },
+        'housekeeping failed; will retry at the next interval',
+      );
+    }
+  }
+}
