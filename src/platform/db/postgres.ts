@@ -58,6 +58,7 @@ export function openPostgres(options: PostgresOptions): Storage {
   let session: Promise<pg.Client> | null = null;
   const listeners = new Set<() => void>();
   const leases = new Map<string, () => void>();
+  const claiming = new Set<string>();
 
   function getSession(): Promise<pg.Client> {
     if (session) return session;
@@ -95,25 +96,34 @@ export function openPostgres(options: PostgresOptions): Storage {
       await sql`select 1`.execute(db);
     },
     async tryLeadership(name: string): Promise<Leadership | null> {
-      if (leases.has(name)) return null;
-      const client = await getSession();
-      const key = lockKey(name).toString();
-      const result = await client.query<{ ok: boolean }>(
-        'select pg_try_advisory_lock($1::bigint) as ok',
-        [key],
-      );
-      if (!result.rows[0]?.ok) return null;
-      let resolveLost!: () => void;
-      const lost = new Promise<void>((r) => (resolveLost = r));
-      leases.set(name, resolveLost);
-      return {
-        lost,
-        async release() {
-          if (!leases.delete(name)) return;
-          resolveLost();
-          await client.query('select pg_advisory_unlock($1::bigint)', [key]).catch(() => undefined);
-        },
-      };
+      // Advisory locks are re-entrant within one session, so this process must also refuse a
+      // second holder itself; `claiming` covers the await below.
+      if (leases.has(name) || claiming.has(name)) return null;
+      claiming.add(name);
+      try {
+        const client = await getSession();
+        const key = lockKey(name).toString();
+        const result = await client.query<{ ok: boolean }>(
+          'select pg_try_advisory_lock($1::bigint) as ok',
+          [key],
+        );
+        if (!result.rows[0]?.ok) return null;
+        let resolveLost!: () => void;
+        const lost = new Promise<void>((r) => (resolveLost = r));
+        leases.set(name, resolveLost);
+        return {
+          lost,
+          async release() {
+            if (!leases.delete(name)) return;
+            resolveLost();
+            await client
+              .query('select pg_advisory_unlock($1::bigint)', [key])
+              .catch(() => undefined);
+          },
+        };
+      } finally {
+        claiming.delete(name);
+      }
     },
     async signalOutbox(trx: Tx) {
       await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(trx);

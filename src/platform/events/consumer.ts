@@ -18,6 +18,8 @@ export interface ConsumerGroupOptions extends ConsumerOptions {
   maxAttempts?: number;
   backoffMs?: number;
   logger?: Logger;
+  /** Fault injection for tests: runs after an event's transaction committed, before the ack. */
+  afterApply?: (delivery: Delivery) => Promise<void> | void;
 }
 
 export interface ConsumerDeps {
@@ -122,6 +124,7 @@ export class ConsumerGroup {
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       try {
         await this.applyOnce(delivery);
+        await this.options.afterApply?.(delivery);
         return;
       } catch (error) {
         lastError = error;
