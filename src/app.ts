@@ -130,22 +130,30 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     },
   };
 
+  // Backpressure: while the bus is away the outbox holds events; past the limit, writes wait.
+  // Counted at most once a second, so the check costs nothing on the write path.
+  let backlogCheckedAt = 0;
+  let backlogRefusal: NexusError | null = null;
   const writeGate = async (): Promise<NexusError | null> => {
-    try {
-      await storage.ping();
-    } catch {
-      return new NexusError('SERVICE_UNAVAILABLE', 'the database is unreachable; retry later');
+    const now = Date.now();
+    if (now - backlogCheckedAt >= 1000) {
+      backlogCheckedAt = now;
+      const backlog = await outboxBacklog().catch(() => 0);
+      backlogRefusal =
+        backlog >= config.outbox.maxBacklog
+          ? new NexusError(
+              'SERVICE_UNAVAILABLE',
+              `${backlog} events are waiting for the event bus; retry later`,
+            )
+          : null;
     }
-    // Backpressure: while the bus is away, the outbox holds events; past the limit, writes wait.
-    const backlog = await outboxBacklog();
-    if (backlog >= config.outbox.maxBacklog) {
-      return new NexusError(
-        'SERVICE_UNAVAILABLE',
-        `${backlog} events are waiting for the event bus; retry later`,
-      );
-    }
-    return null;
+    return backlogRefusal;
   };
+  const dependencyFailure = async (): Promise<NexusError | null> =>
+    storage.ping().then(
+      () => null,
+      () => new NexusError('SERVICE_UNAVAILABLE', 'the database is unreachable; retry later'),
+    );
 
   const server = await buildServer({
     logger,
@@ -154,6 +162,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     metrics,
     readiness,
     writeGate,
+    dependencyFailure,
     version: VERSION,
     bodyLimit: config.http.bodyLimitBytes,
     routes: [

@@ -32,8 +32,10 @@ export interface ServerDeps {
   access: AccessService;
   metrics: HubMetrics;
   readiness: Readiness;
-  /** Refuses writes (503) while the database is down or the outbox backlog is over its limit. */
+  /** Refuses writes (503) while the outbox backlog is over its limit. */
   writeGate: () => Promise<NexusError | null>;
+  /** After an unexpected error: is a dependency (the database) down? Then the answer is 503. */
+  dependencyFailure: () => Promise<NexusError | null>;
   version: string;
   bodyLimit?: number;
   /** Each module registers its routes here (app.ts passes them in). */
@@ -127,8 +129,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     const nexusError = fromFastifyError(error);
     if (nexusError.code === 'INTERNAL') {
       // Unexpected: maybe a dependency went away mid-request. Say so rather than "internal".
-      const ready = await deps.writeGate();
-      if (ready) return sendProblem(reply, request, ready);
+      const down = await deps.dependencyFailure();
+      if (down) return sendProblem(reply, request, down);
       request.log.error({ err: error }, 'unhandled error');
     }
     return sendProblem(reply, request, nexusError);
