@@ -82,7 +82,12 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     );
   }
   const migrated = await migrateToLatest(storage);
-  if (migrated.error) throw migrated.error;
+  if (migrated.error) {
+    await storage.close();
+    throw migrated.error instanceof Error
+      ? migrated.error
+      : new Error('migration failed', { cause: migrated.error });
+  }
   const bus = await openBus(config, storage).catch(async (error: unknown) => {
     await storage.close();
     throw new NexusError('SERVICE_UNAVAILABLE', `cannot reach the event bus: ${String(error)}`);

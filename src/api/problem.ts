@@ -99,7 +99,7 @@ export function fromFastifyError(error: unknown): NexusError {
       { errors },
     );
   }
-  switch (e.code) {
+  switch (e.code ?? '') {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new NexusError('MALFORMED_JSON', e.message);

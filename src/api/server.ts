@@ -10,7 +10,6 @@ import Fastify, {
 } from 'fastify';
 import { NexusError } from '../model/errors.js';
 import { isUuid, uuidv7 } from '../model/ids.js';
-import type { Channel } from '../model/schemas/common.js';
 import type { Context } from '../platform/context.js';
 import type { Executor } from '../platform/db/storage.js';
 import type { Logger } from '../platform/logging.js';
@@ -47,8 +46,10 @@ const MARKET = /^[A-Z]{2}(-[A-Z0-9]{1,8})?$/;
 
 /** The HTTP API: everything under /v1, problem+json errors, keys with scopes, idempotency. */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  // Typed as Fastify's logger so the instance has Fastify's default type parameters.
+  const loggerInstance: FastifyBaseLogger = deps.logger;
   const app = Fastify({
-    loggerInstance: deps.logger as FastifyBaseLogger,
+    loggerInstance,
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -216,7 +217,7 @@ async function authenticate(access: AccessService, request: FastifyRequest): Pro
   const ctx: Context = {
     ...base,
     actor: { kind: 'api-key', id: key.id, channel: key.channel },
-    channel: key.channel as Channel,
+    channel: key.channel,
     scopes,
     ...(chosenMarket === undefined ? {} : { market: chosenMarket }),
   };

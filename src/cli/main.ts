@@ -93,7 +93,7 @@ function parse(argv: string[], options: OptionSpec): Parsed {
       allowPositionals: true,
       strict: true,
     });
-    return { values: values as Parsed['values'], positionals };
+    return { values, positionals };
   } catch (error) {
     throw new NexusError(
       'VALIDATION_FAILED',

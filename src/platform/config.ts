@@ -189,7 +189,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       `invalid configuration: ${setting} ${first?.detail ?? 'is invalid'}${origin}`,
     );
   }
-  return withDefaults(raw as RawConfig);
+  return withDefaults(raw);
 }
 
 function envTarget(name: string): string {

@@ -45,7 +45,7 @@ export async function startTestHub(
   } else {
     const database = await createPgDatabase();
     env.NEXUS_DATABASE_URL = database.url;
-    cleanup = database.drop;
+    cleanup = () => database.drop();
     if (shape === 'postgres+nats') {
       env.NEXUS_NATS_URL = NATS_URL;
       stream = `NEXUS_HUBTEST_${process.pid}_${Date.now().toString(36)}`;

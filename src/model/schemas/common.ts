@@ -99,5 +99,7 @@ export const ResourceMeta = {
 };
 
 /** Marks a JSON Schema property as personal data: tokenized at the edge (see x-pii). */
-export const pii = <T extends TSchema>(schema: T, kind: string): T =>
-  ({ ...schema, 'x-pii': kind }) as T;
+export const pii = <T extends TSchema>(schema: T, kind: string): T => ({
+  ...schema,
+  'x-pii': kind,
+});

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createAjv } from '../platform/validation.js';
-import { schemaFiles } from './catalog.js';
+import { createAjv } from '../src/platform/validation.js';
+import { schemaFiles } from '../src/model/catalog.js';
 
 describe('canonical schema files', () => {
   it.each(schemaFiles().map((f) => [f.file, f.schema] as const))(

@@ -1,0 +1,196 @@
+// `npm run bench`: runs every benchmark side by side in one process and writes
+// docs/benchmarks.md. Needs PostgreSQL and NATS JetStream for the server-shape rows
+// (NEXUS_BENCH_DATABASE_URL, NEXUS_BENCH_NATS_URL; defaults are this machine's services).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { createHub, type Hub } from '../src/app.js';
+import { loadConfig } from '../src/platform/config.js';
+import { createLogger } from '../src/platform/logging.js';
+import { ingest, type IngestResult } from './ingest.js';
+import { ms, rate, table } from './lib.js';
+import {
+  propagation,
+  rawJetStream,
+  rawPostgresCommit,
+  rawSqliteCommit,
+  type Summary,
+} from './propagation.js';
+
+const PG = process.env.NEXUS_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const NATS = process.env.NEXUS_BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
+const N = Number(process.env.NEXUS_BENCH_N ?? 2000);
+
+async function startHub(
+  env: NodeJS.ProcessEnv,
+  stream?: string,
+): Promise<{ hub: Hub; url: string; key: string }> {
+  const config = loadConfig({
+    env,
+    overrides: (raw) => {
+      raw.http = { port: 0 };
+      raw.log = { level: 'warn' };
+      if (stream) (raw.bus as Record<string, unknown>).stream = stream;
+    },
+  });
+  const hub = await createHub(config, { logger: createLogger({ level: 'warn' }) });
+  const url = await hub.listen();
+  const { secret } = await hub.services.access.create({
+    name: 'bench',
+    channel: 'web',
+    scopes: ['*'],
+  });
+  return { hub, url, key: secret };
+}
+
+async function withPgDatabase<T>(run: (url: string) => Promise<T>): Promise<T> {
+  const name = `nexus_bench_${Date.now()}`;
+  const admin = new pg.Client({ connectionString: PG });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  const url = new URL(PG);
+  url.pathname = `/${name}`;
+  try {
+    return await run(url.toString());
+  } finally {
+    await admin.query(`drop database if exists ${name} with (force)`);
+    await admin.end();
+  }
+}
+
+function version(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8' }).trim().split('\n')[0] ?? '?';
+  } catch {
+    return 'not found';
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'nexus-bench-'));
+  const rows: {
+    propagation: Array<[string, Summary, Summary]>;
+    raw: Array<[string, Summary]>;
+    ingest: IngestResult[];
+  } = {
+    propagation: [],
+    raw: [],
+    ingest: [],
+  };
+
+  console.error('embedded (SQLite + embedded bus)...');
+  {
+    const { hub, url, key } = await startHub({ NEXUS_SQLITE_FILE: join(dir, 'embedded.db') });
+    const result = await propagation(hub, hub.bus, url, key, N);
+    rows.propagation.push(['embedded: SQLite + embedded bus', result.endToEnd, result.httpOnly]);
+    rows.ingest.push(await ingest(hub, url, key, 'SQLite + embedded bus'));
+    await hub.close();
+  }
+  rows.raw.push([
+    'SQLite commit (BEGIN, INSERT, COMMIT; WAL, synchronous=NORMAL)',
+    rawSqliteCommit(join(dir, 'raw.db'), N),
+  ]);
+
+  console.error('server (PostgreSQL + NATS JetStream)...');
+  await withPgDatabase(async (dbUrl) => {
+    const stream = `NEXUS_BENCH_${Date.now()}`;
+    const { hub, url, key } = await startHub(
+      { NEXUS_DATABASE_URL: dbUrl, NEXUS_NATS_URL: NATS },
+      stream,
+    );
+    const { openNatsBus } = await import('../src/platform/bus/nats.js');
+    const observer = await openNatsBus({ url: NATS, stream, name: 'bench-observer' });
+    const result = await propagation(hub, observer, url, key, N);
+    rows.propagation.push([
+      'server: PostgreSQL + NATS JetStream',
+      result.endToEnd,
+      result.httpOnly,
+    ]);
+    rows.ingest.push(await ingest(hub, url, key, 'PostgreSQL + NATS JetStream'));
+    await observer.close();
+    await hub.close();
+    const { connect } = await import('@nats-io/transport-node');
+    const { jetstreamManager } = await import('@nats-io/jetstream');
+    const nc = await connect({ servers: NATS });
+    await (await jetstreamManager(nc)).streams.delete(stream).catch(() => false);
+    await nc.close();
+    rows.raw.push([
+      'PostgreSQL commit (one INSERT, autocommit, synchronous_commit=on)',
+      await rawPostgresCommit(dbUrl, N),
+    ]);
+  });
+  rows.raw.push([
+    'JetStream publish (acked) -> consume on a second connection',
+    await rawJetStream(NATS, N),
+  ]);
+
+  const pgVersion = await (async () => {
+    const c = new pg.Client({ connectionString: PG });
+    await c.connect();
+    const v =
+      (await c.query<{ server_version: string }>('show server_version')).rows[0]?.server_version ??
+      '?';
+    await c.end();
+    return v;
+  })();
+
+  const cpu = cpus();
+  const doc = `# Benchmarks
+
+Written by \`npm run bench\` (bench/run.ts); every row below comes from one run on one machine,
+side by side, so ratios are meaningful even where absolute numbers move with the machine's load.
+
+- run: ${new Date().toISOString()}
+- machine: ${cpu.length} × ${cpu[0]?.model ?? '?'}, Node ${process.version}, PostgreSQL ${pgVersion}, ${version('nats-server', ['--version'])}
+- samples: ${N} sequential writes per propagation row (the first tenth discarded as warm-up)
+
+## Event propagation: write through the API -> consumer on another bus connection
+
+Each sample is one \`PUT /v1/products/PROP-1\` over HTTP on loopback (a real change, so a
+\`product.updated.v1\` event) until the event arrives at a consumer on a separate bus
+connection (embedded: a second subscription; server: a second NATS connection with its own
+durable consumer). Targets: p99 under 5 ms embedded, under 20 ms PostgreSQL + NATS.
+
+${table(
+  ['shape', 'p50 ms', 'p99 ms', 'max ms', 'HTTP response alone p50 / p99 ms'],
+  rows.propagation.map(([name, e2e, http]) => [
+    name,
+    ms(e2e.p50),
+    ms(e2e.p99),
+    ms(e2e.max),
+    `${ms(http.p50)} / ${ms(http.p99)}`,
+  ]),
+)}
+
+Raw costs on the same machine in the same run, for scale:
+
+${table(
+  ['operation', 'p50 ms', 'p99 ms'],
+  rows.raw.map(([name, s]) => [name, ms(s.p50), ms(s.p99)]),
+)}
+
+## Ingest: catalog bulk upsert through the API, with its events
+
+${rows.ingest[0]?.products ?? 0} products × 5 SKUs, \`POST /v1/products/bulk\` with 500 products per
+call, sequential calls. "Committed" counts until the last response (documents, SKU index and
+outbox events committed); "on the bus" until the relay has published every event. Target: at
+least 10,000 SKUs per second on both storage adapters.
+
+${table(
+  ['storage + bus', 'SKUs', 'SKUs/s committed', 'SKUs/s on the bus'],
+  rows.ingest.map((r) => [
+    r.shape,
+    rate(r.skus),
+    rate(r.committedPerSecond),
+    rate(r.publishedPerSecond),
+  ]),
+)}
+`;
+  writeFileSync('docs/benchmarks.md', doc);
+  console.error('wrote docs/benchmarks.md');
+  rmSync(dir, { recursive: true, force: true });
+}
+
+await main();
