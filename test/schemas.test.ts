@@ -18,3 +18,11 @@ describe('canonical schema files', () => {
     for (const { schema } of schemaFiles()) expect(() => ajv.compile(schema)).not.toThrow();
   });
 });
+
+describe('docs/errors.md', () => {
+  it('documents every error code', async () => {
+    const { ERROR_CODES } = await import('../src/model/errors.js');
+    const doc = readFileSync('docs/errors.md', 'utf8');
+    for (const code of Object.keys(ERROR_CODES)) expect(doc).toContain(`| \`${code}\` |`);
+  });
+});

@@ -11,9 +11,7 @@ export const ERROR_CODES = {
   FORBIDDEN_SCOPE: { status: 403, title: 'API key lacks the required scope' },
   NOT_FOUND: { status: 404, title: 'Resource not found' },
   ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
-  METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
   CONFLICT: { status: 409, title: 'Conflict with the current state' },
-  VERSION_CONFLICT: { status: 409, title: 'Resource was changed by someone else' },
   UNKNOWN_REFERENCE: { status: 422, title: 'A referenced resource does not exist' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency-Key reused with a different request' },
   IDEMPOTENCY_IN_PROGRESS: {
@@ -21,7 +19,6 @@ export const ERROR_CODES = {
     title: 'A request with this Idempotency-Key is in progress',
   },
   IDEMPOTENCY_KEY_INVALID: { status: 400, title: 'Idempotency-Key header is invalid' },
-  RATE_LIMITED: { status: 429, title: 'Too many requests' },
   SERVICE_UNAVAILABLE: { status: 503, title: 'A dependency of the hub is unavailable' },
   SCHEMA_VIOLATION: { status: 422, title: 'Payload does not match its registered schema' },
   CONFIG_INVALID: { status: 500, title: 'Configuration is invalid' },
