@@ -1,5 +1,5 @@
 import type { Hub } from '../src/app.js';
-import { now, rate, sleep } from './lib.js';
+import { now, rate, request, sleep } from './lib.js';
 
 export interface IngestResult {
   shape: string;
@@ -33,13 +33,14 @@ export async function ingest(
   const publishedBefore = hub.relay.status.published;
   const start = now();
   for (let i = 0; i < items.length; i += batch) {
-    const response = await fetch(`${baseUrl}/v1/products/bulk`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ items: items.slice(i, i + batch) }),
-    });
+    const response = await request(
+      `${baseUrl}/v1/products/bulk`,
+      'POST',
+      { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      JSON.stringify({ items: items.slice(i, i + batch) }),
+    );
     if (response.status !== 200)
-      throw new Error(`bulk upsert answered ${response.status}: ${await response.text()}`);
+      throw new Error(`bulk upsert answered ${response.status}: ${response.body}`);
   }
   const committed = now() - start;
   while (hub.relay.status.published - publishedBefore < products) await sleep(1);

@@ -32,3 +32,31 @@ export function table(headers: string[], rows: Array<Array<string | number>>): s
 
 export const sleep = (millis: number) =>
   new Promise<void>((resolve) => setTimeout(resolve, millis));
+
+import http from 'node:http';
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+/**
+ * A small HTTP client on node:http with keep-alive: lighter than fetch, so the benchmark's own
+ * client takes less of the event loop it shares with the hub under test.
+ */
+export function request(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}

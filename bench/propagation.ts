@@ -4,7 +4,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/
 import pg from 'pg';
 import type { Hub } from '../src/app.js';
 import type { EventBus } from '../src/platform/bus/bus.js';
-import { now, summarize } from './lib.js';
+import { now, request, summarize } from './lib.js';
 
 export type Summary = ReturnType<typeof summarize>;
 
@@ -31,16 +31,17 @@ export async function propagation(
   );
   const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
   const put = (brand: string) =>
-    fetch(`${baseUrl}/v1/products/PROP-1`, {
-      method: 'PUT',
+    request(
+      `${baseUrl}/v1/products/PROP-1`,
+      'PUT',
       headers,
-      body: JSON.stringify({
+      JSON.stringify({
         id: 'PROP-1',
         name: { 'en-GB': 'Propagation probe' },
         brand,
         skus: [{ sku: 'PROP-1-A' }],
       }),
-    });
+    );
   // Version 1 exists before we measure; the observer starts at the stream's end.
   await put('warm-0');
   await new Promise((r) => setTimeout(r, 300));
@@ -53,7 +54,7 @@ export async function propagation(
     const response = await put(`brand-${i}`);
     httpOnly.push(now() - t0);
     if (response.status !== 200)
-      throw new Error(`PUT answered ${response.status}: ${await response.text()}`);
+      throw new Error(`PUT answered ${response.status}: ${response.body}`);
     const t1 = await seen;
     waiting.delete(version);
     if (i > n / 10) endToEnd.push(t1 - t0); // the first tenth warms up JIT and caches

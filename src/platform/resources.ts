@@ -1,4 +1,5 @@
-import { NexusError, notFound } from '../model/errors.js';
+import type { TSchema } from '@sinclair/typebox';
+import { NexusError, notFound, type FieldError } from '../model/errors.js';
 import type { EventType } from '../model/events.js';
 import {
   canonicalJson,
@@ -13,6 +14,7 @@ import {
 } from './db/documents.js';
 import type { Executor } from './db/storage.js';
 import type { UnitOfWork } from './events/unit-of-work.js';
+import { SchemaValidator } from './validation.js';
 
 export interface ResourceMeta {
   version: number;
@@ -38,6 +40,8 @@ export interface Page<T> {
 /** How one kind of reference data is stored and announced. */
 export interface CollectionSpec<T> {
   table: string;
+  /** The canonical schema every stored document must match. */
+  schema: TSchema;
   /** For messages and event subjects: 'market' gives subject 'market/DE'. */
   kind: string;
   /** The field that holds the id in the document and in the deleted event ('code', 'id'). */
@@ -64,7 +68,36 @@ export function decodeCursor(cursor: string): string {
  * inside the caller's unit of work (so state and events commit together).
  */
 export class DocumentCollection<T extends object> {
+  private readonly validator: SchemaValidator = new SchemaValidator();
+
   constructor(private readonly spec: CollectionSpec<T>) {}
+
+  /**
+   * Checks items against the canonical schema and fills in its defaults. Services call this
+   * for every caller (API, CLI, other modules), so nothing unchecked reaches the store.
+   * `bulk` prefixes pointers with /items/<index>.
+   */
+  validate(items: readonly T[], bulk: boolean): void {
+    const errors: FieldError[] = [];
+    items.forEach((item, index) => {
+      try {
+        this.validator.assert(
+          this.spec.schema,
+          item,
+          'VALIDATION_FAILED',
+          bulk ? `/items/${index}` : '',
+        );
+      } catch (error) {
+        if (error instanceof NexusError) errors.push(...error.errors);
+        else throw error;
+      }
+    });
+    if (errors.length > 0) {
+      throw new NexusError('VALIDATION_FAILED', `${errors[0]!.pointer} ${errors[0]!.detail}`, {
+        errors,
+      });
+    }
+  }
 
   toResource(row: DocumentRow): Resource<T> {
     return {

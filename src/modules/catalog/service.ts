@@ -102,6 +102,7 @@ export class CatalogService implements CollectionService<Product>, SkuDirectory 
 
   /** Within the request: SKU codes and GTINs unique, prices in the market's currency precision. */
   private checkShape(items: readonly Product[], bulk: boolean): void {
+    products.validate(items, bulk);
     const errors: FieldError[] = [];
     const skuAt = new Map<string, string>();
     const gtinAt = new Map<string, string>();

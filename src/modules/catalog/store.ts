@@ -1,5 +1,5 @@
 import { sql, type RawBuilder } from 'kysely';
-import type { Product } from '../../model/schemas/product.js';
+import { Product } from '../../model/schemas/product.js';
 import type { Executor } from '../../platform/db/storage.js';
 import { DocumentCollection } from '../../platform/resources.js';
 import { PRODUCT_EVENTS } from './events.js';
@@ -11,6 +11,7 @@ type CatalogTables = { skus: SkuTable };
 const skuDb = (db: Executor) => db.withTables<CatalogTables>();
 
 export const products = new DocumentCollection<Product>({
+  schema: Product,
   table: 'products',
   kind: 'product',
   idField: 'id',

@@ -70,6 +70,7 @@ export class LocationsService implements CollectionService<Location>, LocationDi
 
   /** Rules the schema cannot state: the market exists, opening hours make sense. */
   private async check(items: readonly Location[], bulk: boolean): Promise<void> {
+    locations.validate(items, bulk);
     const root = (i: number) => (bulk ? `/items/${i}` : '');
     const errors: FieldError[] = [];
     const unknown = new Set(await this.deps.markets.missing(items.map((l) => l.marketCode)));

@@ -1,9 +1,10 @@
 import { sql, type RawBuilder } from 'kysely';
-import type { Location } from '../../model/schemas/location.js';
+import { Location } from '../../model/schemas/location.js';
 import { DocumentCollection } from '../../platform/resources.js';
 import { LOCATION_EVENTS } from './events.js';
 
 export const locations = new DocumentCollection<Location>({
+  schema: Location,
   table: 'locations',
   kind: 'location',
   idField: 'id',

@@ -35,6 +35,7 @@ function checkMarket(market: Market, root = ''): FieldError[] {
 }
 
 function assertValid(items: readonly Market[], bulk: boolean): void {
+  markets.validate(items, bulk);
   const errors = items.flatMap((m, i) => checkMarket(m, bulk ? `/items/${i}` : ''));
   if (errors.length > 0)
     throw new NexusError('VALIDATION_FAILED', `${errors[0]!.pointer} ${errors[0]!.detail}`, {

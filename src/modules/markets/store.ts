@@ -1,9 +1,10 @@
 import { sql, type RawBuilder } from 'kysely';
-import type { Market } from '../../model/schemas/market.js';
+import { Market } from '../../model/schemas/market.js';
 import { DocumentCollection } from '../../platform/resources.js';
 import { MARKET_EVENTS } from './events.js';
 
 export const markets = new DocumentCollection<Market>({
+  schema: Market,
   table: 'markets',
   kind: 'market',
   idField: 'code',

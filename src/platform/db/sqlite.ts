@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 import type { Executor, Leadership, Storage, Tx } from './storage.js';
 import type { PlatformTables } from './tables.js';
 
@@ -15,6 +15,29 @@ export interface SqliteOptions {
   synchronous?: 'NORMAL' | 'FULL';
 }
 
+/**
+ * kysely prepares every statement on every execution; preparing costs more than running a
+ * small statement, so keep prepared statements by SQL text (bounded, least recently used out).
+ * Safe because kysely runs one statement at a time on this single connection.
+ */
+function withStatementCache(raw: BetterSqlite3.Database, capacity = 1000): SqliteDatabase {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => raw.close(),
+    prepare(sql: string) {
+      let statement = cache.get(sql);
+      if (statement) {
+        cache.delete(sql);
+      } else {
+        statement = raw.prepare(sql);
+        if (cache.size >= capacity) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(sql, statement);
+      return statement;
+    },
+  };
+}
+
 /** The embedded default: one SQLite file in WAL mode, one connection owned by this process. */
 export function openSqlite(options: SqliteOptions): Storage {
   const file = options.file === ':memory:' ? ':memory:' : resolve(options.file);
@@ -25,7 +48,7 @@ export function openSqlite(options: SqliteOptions): Storage {
   raw.pragma('foreign_keys = ON');
   raw.pragma('busy_timeout = 5000');
   const db: Executor = new Kysely<PlatformTables>({
-    dialect: new SqliteDialect({ database: raw }),
+    dialect: new SqliteDialect({ database: withStatementCache(raw) }),
   });
   // One process owns the file, so leadership is an in-process flag per name.
   const held = new Set<string>();
