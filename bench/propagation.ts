@@ -2,65 +2,81 @@ import BetterSqlite3 from 'better-sqlite3';
 import { connect } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import pg from 'pg';
-import type { Hub } from '../src/app.js';
 import type { EventBus } from '../src/platform/bus/bus.js';
+import { Worker } from 'node:worker_threads';
 import { now, request, summarize } from './lib.js';
 
 export type Summary = ReturnType<typeof summarize>;
 
 /**
  * Write through the API -> the event reaches a consumer on another bus connection.
- * Sequential: one write, wait for its event, next write. Latency is measured from just before
- * the HTTP request to the moment the consumer's handler runs.
+ * Sequential: one write, wait for its event, next write. The client runs on its own thread;
+ * latency is from just before the HTTP request to the moment the consumer's handler runs,
+ * both read from the process-wide monotonic clock.
  */
 export async function propagation(
-  hub: Hub,
-  observerBus: EventBus,
   baseUrl: string,
   key: string,
+  observerBus: EventBus,
   n: number,
 ): Promise<{ endToEnd: Summary; httpOnly: Summary }> {
-  const waiting = new Map<number, (t: number) => void>();
+  const arrivals = new Map<number, bigint>();
+  let onArrival: (() => void) | null = null;
   const subscription = await observerBus.subscribe(
     { name: `bench-observer-${Date.now()}`, filter: 'nexus.evt.*.product.>', startAt: 'latest' },
     (delivery) => {
       const data = delivery.envelope.data as { id?: string; version?: number };
-      if (data.id === 'PROP-1' && data.version !== undefined) waiting.get(data.version)?.(now());
+      if (data.id === 'PROP-1' && data.version !== undefined) {
+        arrivals.set(data.version, process.hrtime.bigint());
+        onArrival?.();
+      }
       return Promise.resolve();
     },
   );
+  // Version 1 exists before we measure, so write i is version i + 1.
   const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
-  const put = (brand: string) =>
-    request(
-      `${baseUrl}/v1/products/PROP-1`,
-      'PUT',
-      headers,
-      JSON.stringify({
-        id: 'PROP-1',
-        name: { 'en-GB': 'Propagation probe' },
-        brand,
-        skus: [{ sku: 'PROP-1-A' }],
-      }),
-    );
-  // Version 1 exists before we measure; the observer starts at the stream's end.
-  await put('warm-0');
+  await request(
+    `${baseUrl}/v1/products/PROP-1`,
+    'PUT',
+    headers,
+    JSON.stringify({
+      id: 'PROP-1',
+      name: { 'en-GB': 'Propagation probe' },
+      brand: 'warm-0',
+      skus: [{ sku: 'PROP-1-A' }],
+    }),
+  );
   await new Promise((r) => setTimeout(r, 300));
+
+  const worker = new Worker(new URL('./put-worker.mjs', import.meta.url), {
+    workerData: { url: baseUrl, key, n },
+  });
   const endToEnd: number[] = [];
   const httpOnly: number[] = [];
-  for (let i = 1; i <= n; i++) {
-    const version = i + 1;
-    const seen = new Promise<number>((resolve) => waiting.set(version, resolve));
-    const t0 = now();
-    const response = await put(`brand-${i}`);
-    httpOnly.push(now() - t0);
-    if (response.status !== 200)
-      throw new Error(`PUT answered ${response.status}: ${response.body}`);
-    const t1 = await seen;
-    waiting.delete(version);
-    if (i > n / 10) endToEnd.push(t1 - t0); // the first tenth warms up JIT and caches
-  }
+  const toMs = (ns: bigint) => Number(ns) / 1e6;
+  await new Promise<void>((resolve, reject) => {
+    worker.on('error', reject);
+    worker.on('message', (m: { i: number; sentAt: bigint; answeredAt: bigint }) => {
+      const settle = () => {
+        const arrived = arrivals.get(m.i + 1);
+        if (arrived === undefined) return false;
+        if (m.i > n / 10) {
+          // the first tenth warms up JIT and caches
+          endToEnd.push(toMs(arrived - m.sentAt));
+          httpOnly.push(toMs(m.answeredAt - m.sentAt));
+        }
+        arrivals.delete(m.i + 1);
+        onArrival = null;
+        if (m.i === n) resolve();
+        else worker.postMessage('next');
+        return true;
+      };
+      if (!settle()) onArrival = () => void settle();
+    });
+  });
+  await worker.terminate();
   await subscription.stop();
-  return { endToEnd: summarize(endToEnd), httpOnly: summarize(httpOnly.slice(Math.floor(n / 10))) };
+  return { endToEnd: summarize(endToEnd), httpOnly: summarize(httpOnly) };
 }
 
 /** One SQLite commit (WAL, synchronous=NORMAL, as the hub runs it): BEGIN, INSERT, COMMIT. */

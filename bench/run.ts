@@ -83,7 +83,7 @@ async function main(): Promise<void> {
   console.error('embedded (SQLite + embedded bus)...');
   {
     const { hub, url, key } = await startHub({ NEXUS_SQLITE_FILE: join(dir, 'embedded.db') });
-    const result = await propagation(hub, hub.bus, url, key, N);
+    const result = await propagation(url, key, hub.bus, N);
     rows.propagation.push(['embedded: SQLite + embedded bus', result.endToEnd, result.httpOnly]);
     rows.ingest.push(await ingest(hub, url, key, 'SQLite + embedded bus'));
     await hub.close();
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
     );
     const { openNatsBus } = await import('../src/platform/bus/nats.js');
     const observer = await openNatsBus({ url: NATS, stream, name: 'bench-observer' });
-    const result = await propagation(hub, observer, url, key, N);
+    const result = await propagation(url, key, observer, N);
     rows.propagation.push([
       'server: PostgreSQL + NATS JetStream',
       result.endToEnd,

@@ -128,6 +128,22 @@ export class DocumentCollection<T extends object> {
     });
   }
 
+  /** Creates or replaces one item; answers the stored resource either way. */
+  async put(uow: UnitOfWork, item: T): Promise<{ resource: Resource<T>; result: WriteOutcome }> {
+    const [written] = await upsertDocuments(
+      uow.trx,
+      this.spec.table,
+      [this.toWrite(item)],
+      Date.now(),
+    );
+    if (!written)
+      return { resource: await this.get(uow.trx, this.spec.idOf(item)), result: 'unchanged' };
+    return {
+      resource: this.announce(uow, item, written),
+      result: written.version === 1 ? 'created' : 'updated',
+    };
+  }
+
   /** Creates one item; CONFLICT when its id exists. */
   async create(uow: UnitOfWork, item: T): Promise<Resource<T>> {
     const written = await insertDocument(uow.trx, this.spec.table, this.toWrite(item), Date.now());

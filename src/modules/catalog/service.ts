@@ -2,6 +2,7 @@ import { NexusError, type FieldError } from '../../model/errors.js';
 import { toMinor } from '../../model/money.js';
 import type { Product } from '../../model/schemas/product.js';
 import type { Context } from '../../platform/context.js';
+import { isUniqueViolation } from '../../platform/db/errors.js';
 import type { Executor } from '../../platform/db/storage.js';
 import type { Transactor, UnitOfWork } from '../../platform/events/unit-of-work.js';
 import type { CollectionService, ListParams } from '../../platform/http/collection-routes.js';
@@ -54,42 +55,26 @@ export class CatalogService implements CollectionService<Product>, SkuDirectory 
   }
 
   async create(ctx: Context, product: Product): Promise<Resource<Product>> {
-    this.checkShape([product], false);
-    await this.checkMarkets([product], false);
-    return this.deps.transactor.run(ctx, async (uow) => {
-      await this.checkOwnership(uow, [product], false);
+    return this.write(ctx, [product], false, async (uow) => {
       const resource = await products.create(uow, product);
       await replaceSkus(uow.trx, [product]);
       return resource;
     });
   }
 
-  async put(
+  put(
     ctx: Context,
     product: Product,
   ): Promise<{ resource: Resource<Product>; result: UpsertResult['result'] }> {
-    const [outcome] = await this.bulkUpsertWith(ctx, [product], false);
-    return { resource: await this.get(ctx, product.id), result: outcome!.result };
+    return this.write(ctx, [product], false, async (uow) => {
+      const outcome = await products.put(uow, product);
+      if (outcome.result !== 'unchanged') await replaceSkus(uow.trx, [product]);
+      return outcome;
+    });
   }
 
   bulkUpsert(ctx: Context, items: Product[]): Promise<UpsertResult[]> {
-    return this.bulkUpsertWith(ctx, items, true);
-  }
-
-  async remove(ctx: Context, id: string): Promise<void> {
-    // skus rows go with the product (ON DELETE CASCADE).
-    await this.deps.transactor.run(ctx, (uow) => products.remove(uow, id));
-  }
-
-  private async bulkUpsertWith(
-    ctx: Context,
-    items: Product[],
-    bulk: boolean,
-  ): Promise<UpsertResult[]> {
-    this.checkShape(items, bulk);
-    await this.checkMarkets(items, bulk);
-    return this.deps.transactor.run(ctx, async (uow) => {
-      await this.checkOwnership(uow, items, bulk);
+    return this.write(ctx, items, true, async (uow) => {
       const results = await products.upsert(uow, items);
       const changed = new Set(results.filter((r) => r.result !== 'unchanged').map((r) => r.id));
       await replaceSkus(
@@ -98,6 +83,33 @@ export class CatalogService implements CollectionService<Product>, SkuDirectory 
       );
       return results;
     });
+  }
+
+  async remove(ctx: Context, id: string): Promise<void> {
+    // skus rows go with the product (ON DELETE CASCADE).
+    await this.deps.transactor.run(ctx, (uow) => products.remove(uow, id));
+  }
+
+  /**
+   * Checks, then writes in one unit of work. A SKU code or GTIN that another product owns is
+   * caught by the skus table's unique keys rather than looked up first: the common case costs
+   * no extra query, and the rare conflict is explained afterwards with pointers.
+   */
+  private async write<R>(
+    ctx: Context,
+    items: Product[],
+    bulk: boolean,
+    work: (uow: UnitOfWork) => Promise<R>,
+  ): Promise<R> {
+    this.checkShape(items, bulk);
+    await this.checkMarkets(items, bulk);
+    try {
+      return await this.deps.transactor.run(ctx, work);
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+      await this.explainOwnershipConflict(items, bulk);
+      throw error;
+    }
   }
 
   /** Within the request: SKU codes and GTINs unique, prices in the market's currency precision. */
@@ -154,12 +166,8 @@ export class CatalogService implements CollectionService<Product>, SkuDirectory 
     throw fail(errors, 'UNKNOWN_REFERENCE');
   }
 
-  /** Across the catalog: a SKU belongs to one product, a GTIN to one SKU. */
-  private async checkOwnership(
-    uow: UnitOfWork,
-    items: readonly Product[],
-    bulk: boolean,
-  ): Promise<void> {
+  /** Across the catalog a SKU belongs to one product and a GTIN to one SKU: say which clashed. */
+  private async explainOwnershipConflict(items: readonly Product[], bulk: boolean): Promise<void> {
     const productOf = new Map(items.flatMap((p) => p.skus.map((s) => [s.sku, p.id] as const)));
     const skuOfGtin = new Map(
       items.flatMap((p) => p.skus.flatMap((s) => (s.gtin ? [[s.gtin, s.sku] as const] : []))),
@@ -169,7 +177,7 @@ export class CatalogService implements CollectionService<Product>, SkuDirectory 
       p.skus.forEach((s, j) => pointerOf.set(s.sku, `${bulk ? `/items/${i}` : ''}/skus/${j}`)),
     );
     const errors: FieldError[] = [];
-    for (const owner of await findSkuOwners(uow.trx, [...productOf.keys()])) {
+    for (const owner of await findSkuOwners(this.deps.db, [...productOf.keys()])) {
       if (owner.product_id !== productOf.get(owner.sku)) {
         errors.push({
           pointer: `${pointerOf.get(owner.sku)}/sku`,
@@ -177,13 +185,9 @@ export class CatalogService implements CollectionService<Product>, SkuDirectory 
         });
       }
     }
-    for (const owner of await findGtinOwners(uow.trx, [...skuOfGtin.keys()])) {
+    for (const owner of await findGtinOwners(this.deps.db, [...skuOfGtin.keys()])) {
       const claimant = owner.gtin === null ? undefined : skuOfGtin.get(owner.gtin);
-      if (
-        claimant !== undefined &&
-        claimant !== owner.sku &&
-        productOf.get(owner.sku) === undefined
-      ) {
+      if (claimant !== undefined && claimant !== owner.sku) {
         errors.push({
           pointer: `${pointerOf.get(claimant)}/gtin`,
           detail: `already used by SKU '${owner.sku}'`,
@@ -191,5 +195,6 @@ export class CatalogService implements CollectionService<Product>, SkuDirectory 
       }
     }
     if (errors.length > 0) throw fail(errors, 'CONFLICT');
+    throw new NexusError('CONFLICT', 'a SKU code or GTIN in this request is held by another SKU');
   }
 }

@@ -53,10 +53,7 @@ export class LocationsService implements CollectionService<Location>, LocationDi
     location: Location,
   ): Promise<{ resource: Resource<Location>; result: UpsertResult['result'] }> {
     await this.check([location], false);
-    return this.deps.transactor.run(ctx, async (uow) => {
-      const [outcome] = await locations.upsert(uow, [location]);
-      return { resource: await locations.get(uow.trx, location.id), result: outcome!.result };
-    });
+    return this.deps.transactor.run(ctx, (uow) => locations.put(uow, location));
   }
 
   async bulkUpsert(ctx: Context, items: Location[]): Promise<UpsertResult[]> {

@@ -72,10 +72,7 @@ export class MarketsService implements CollectionService<Market>, MarketDirector
     market: Market,
   ): Promise<{ resource: Resource<Market>; result: UpsertResult['result'] }> {
     assertValid([market], false);
-    return this.deps.transactor.run(ctx, async (uow) => {
-      const [outcome] = await markets.upsert(uow, [market]);
-      return { resource: await markets.get(uow.trx, market.code), result: outcome!.result };
-    });
+    return this.deps.transactor.run(ctx, (uow) => markets.put(uow, market));
   }
 
   bulkUpsert(ctx: Context, items: Market[]): Promise<UpsertResult[]> {

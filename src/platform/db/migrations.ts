@@ -184,6 +184,21 @@ const steps: Record<string, Step> = {
     await db.schema.createIndex('skus_product').on('skus').column('product_id').execute();
     await db.schema.createIndex('skus_gtin').on('skus').column('gtin').unique().execute();
   },
+
+  '0004_outbox_notify': async (db, dialect) => {
+    if (dialect !== 'postgres') return;
+    // Wakes relays in every hub process when outbox rows commit, with no extra round trip per
+    // write: NOTIFY is transactional, so it is delivered at commit and dropped on rollback.
+    await sql`
+      create function nexus_outbox_notify() returns trigger language plpgsql as $$
+      begin
+        perform pg_notify('nexus_outbox', '');
+        return null;
+      end $$`.execute(db);
+    await sql`
+      create trigger outbox_notify after insert on outbox
+      for each statement execute function nexus_outbox_notify()`.execute(db);
+  },
 };
 
 /** Runs every pending migration; safe to call from several processes at once (kysely locks). */

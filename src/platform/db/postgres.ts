@@ -125,9 +125,6 @@ export function openPostgres(options: PostgresOptions): Storage {
         claiming.delete(name);
       }
     },
-    async signalOutbox(trx: Tx) {
-      await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(trx);
-    },
     onOutboxSignal(listener: () => void) {
       const first = listeners.size === 0;
       listeners.add(listener);

@@ -1,4 +1,6 @@
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
@@ -38,6 +40,28 @@ function withStatementCache(raw: BetterSqlite3.Database, capacity = 1000): Sqlit
   };
 }
 
+/**
+ * better-sqlite3 is synchronous: SQLite's automatic WAL checkpoint, which copies pages back
+ * and syncs the database file, would stall the event loop for milliseconds every few hundred
+ * commits. A worker thread with its own connection checkpoints instead (PASSIVE: it never
+ * blocks writers), so the hub's thread only ever appends to the WAL.
+ */
+function startCheckpointer(file: string, intervalMs = 500): Worker {
+  const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+  const worker = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+     const Database = require(workerData.driver);
+     const db = new Database(workerData.file);
+     db.pragma('busy_timeout = 1000');
+     const checkpoint = () => { try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {} };
+     const timer = setInterval(checkpoint, workerData.intervalMs);
+     parentPort.once('close', () => { clearInterval(timer); checkpoint(); db.close(); });`,
+    { eval: true, workerData: { driver, file, intervalMs } },
+  );
+  worker.unref();
+  return worker;
+}
+
 /** The embedded default: one SQLite file in WAL mode, one connection owned by this process. */
 export function openSqlite(options: SqliteOptions): Storage {
   const file = options.file === ':memory:' ? ':memory:' : resolve(options.file);
@@ -47,6 +71,8 @@ export function openSqlite(options: SqliteOptions): Storage {
   raw.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
   raw.pragma('foreign_keys = ON');
   raw.pragma('busy_timeout = 5000');
+  const checkpointer = file === ':memory:' ? null : startCheckpointer(file);
+  if (checkpointer) raw.pragma('wal_autocheckpoint = 0');
   const db: Executor = new Kysely<PlatformTables>({
     dialect: new SqliteDialect({ database: withStatementCache(raw) }),
   });
@@ -76,9 +102,9 @@ export function openSqlite(options: SqliteOptions): Storage {
         },
       });
     },
-    signalOutbox: () => Promise.resolve(),
     onOutboxSignal: () => () => undefined,
     async close() {
+      await checkpointer?.terminate();
       await db.destroy();
     },
   };

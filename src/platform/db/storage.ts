@@ -28,9 +28,10 @@ export interface Storage {
   ping(): Promise<void>;
   /** Try to become the one active holder of `name` across all processes sharing the database. */
   tryLeadership(name: string): Promise<Leadership | null>;
-  /** Inside a transaction: wake relays in other processes once it commits. */
-  signalOutbox(trx: Tx): Promise<void>;
-  /** Called when another process committed outbox rows (PostgreSQL LISTEN; no-op on SQLite). */
+  /**
+   * Called when any process committed outbox rows (PostgreSQL: LISTEN on the channel a trigger
+   * on the outbox notifies; SQLite: never, the in-process Transactor wakes the relay itself).
+   */
   onOutboxSignal(listener: () => void): () => void;
   close(): Promise<void>;
 }

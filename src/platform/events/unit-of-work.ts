@@ -60,10 +60,7 @@ export class Transactor {
     const result = await this.storage.transaction(async (trx) => {
       const uow = new UnitOfWork(trx, ctx, this.schemas, this.validator, this.source);
       const value = await work(uow);
-      if (uow.events.length > 0) {
-        await insertOutbox(trx, uow.events);
-        await this.storage.signalOutbox(trx);
-      }
+      if (uow.events.length > 0) await insertOutbox(trx, uow.events);
       events = uow.events;
       return value;
     });
