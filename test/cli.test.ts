@@ -1,0 +1,123 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHub } from '../src/app.js';
+import { runCli } from '../src/cli/main.js';
+
+/** Runs the CLI in-process with captured output and a given environment. */
+async function cli(
+  argv: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  try {
+    const code = await runCli(argv, createHub, {
+      out: (l) => out.push(l),
+      err: (l) => err.push(l),
+      progress: () => undefined,
+    });
+    return { code, out, err };
+  } finally {
+    for (const key of Object.keys(env)) delete process.env[key];
+    Object.assign(process.env, saved);
+  }
+}
+
+describe('nexus CLI', () => {
+  let dir: string;
+  let env: Record<string, string>;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nexus-cli-'));
+    env = { NEXUS_SQLITE_FILE: join(dir, 'nexus.db'), NEXUS_LOG_LEVEL: 'silent' };
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('prints usage', async () => {
+    const r = await cli(['--help'], env);
+    expect(r.code).toBe(0);
+    expect(r.out.join('\n')).toContain('nexus keys create');
+  });
+
+  it('stops on a bad configuration value with one line naming it', async () => {
+    const r = await cli(['migrate'], { ...env, NEXUS_PORT: '70000' });
+    expect(r.code).toBe(2);
+    expect(r.err).toEqual([
+      'nexus: invalid configuration: http.port must be <= 65535 (from NEXUS_PORT=70000)',
+    ]);
+
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'http:\n  port: nine\n');
+    const fromFile = await cli(['migrate', '--config', file], env);
+    expect(fromFile.code).toBe(2);
+    expect(fromFile.err).toHaveLength(1);
+    expect(fromFile.err[0]).toMatch(
+      /^nexus: invalid configuration: http\.port must be integer \(in .*bad\.yaml\)$/,
+    );
+
+    writeFileSync(file, 'http: [1, 2');
+    const yaml = await cli(['migrate', '--config', file], env);
+    expect(yaml.err[0]).toMatch(/^nexus: configuration file .* is not valid YAML/);
+  });
+
+  it('refuses unknown commands and options with one line', async () => {
+    expect((await cli(['launch'], env)).err).toEqual([
+      "nexus: unknown command 'launch' (see nexus --help)",
+    ]);
+    const r = await cli(['start', '--colour'], env);
+    expect(r.code).toBe(2);
+    expect(r.err[0]).toContain("Unknown option '--colour'");
+  });
+
+  it('migrates, seeds the demo with keys shown once, and manages keys', async () => {
+    expect((await cli(['migrate'], env)).out[0]).toContain('migrated to the latest version');
+
+    const demo = await cli(['demo', '--skus', '60'], env);
+    expect(demo.code).toBe(0);
+    expect(demo.out[0]).toMatch(
+      /^Seeded 3 markets, 60 stores, 2 warehouses, \d+ products with 60 SKUs\.$/,
+    );
+    const secrets = demo.out.join('\n').match(/nx_[a-z0-9]{8}_[A-Za-z0-9_-]{43}/g) ?? [];
+    expect(secrets).toHaveLength(5);
+
+    const created = await cli(
+      [
+        'keys',
+        'create',
+        '--name',
+        'dk web',
+        '--channel',
+        'web',
+        '--scopes',
+        'catalog:read',
+        '--markets',
+        'DE',
+      ],
+      env,
+    );
+    expect(created.code).toBe(0);
+    const id = /Created key ([a-f0-9]{8})/.exec(created.out[0]!)![1]!;
+    expect(created.out[1]).toMatch(/^Secret \(shown once\): nx_/);
+
+    const listed = await cli(['keys', 'list'], env);
+    expect(listed.out).toHaveLength(6);
+    expect(listed.out.join('\n')).not.toMatch(/nx_[a-z0-9]{8}_[A-Za-z0-9_-]{43}/);
+
+    expect((await cli(['keys', 'revoke', id], env)).out).toEqual([`Revoked key ${id}.`]);
+    expect((await cli(['keys', 'list'], env)).out).toHaveLength(5);
+    expect((await cli(['keys', 'list', '--all'], env)).out.join('\n')).toContain('revoked');
+    const again = await cli(['keys', 'revoke', id], env);
+    expect(again.code).toBe(1);
+    expect(again.err[0]).toContain('does not exist');
+
+    const badScope = await cli(
+      ['keys', 'create', '--name', 'x', '--channel', 'web', '--scopes', 'everything'],
+      env,
+    );
+    expect(badScope.code).toBe(2);
+    expect(badScope.err[0]).toContain('unknown scope(s): everything');
+  });
+});
