@@ -71,7 +71,7 @@ function version(command: string, args: string[]): string {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nexus-bench-'));
   const rows: {
-    propagation: Array<[string, Summary, Summary]>;
+    propagation: Array<[string, Summary, Summary, number]>;
     raw: Array<[string, Summary]>;
     ingest: IngestResult[];
   } = {
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   {
     const { hub, url, key } = await startHub({ NEXUS_SQLITE_FILE: join(dir, 'embedded.db') });
     const result = await propagation(url, key, hub.bus, N);
-    rows.propagation.push(['embedded: SQLite + embedded bus', result.endToEnd, result.httpOnly]);
+    rows.propagation.push(['embedded: SQLite + embedded bus', result.endToEnd, result.httpOnly, 5]);
     rows.ingest.push(await ingest(hub, url, key, 'SQLite + embedded bus'));
     await hub.close();
   }
@@ -107,6 +107,7 @@ async function main(): Promise<void> {
       'server: PostgreSQL + NATS JetStream',
       result.endToEnd,
       result.httpOnly,
+      20,
     ]);
     rows.ingest.push(await ingest(hub, url, key, 'PostgreSQL + NATS JetStream'));
     await observer.close();
@@ -154,13 +155,14 @@ connection (embedded: a second subscription; server: a second NATS connection wi
 durable consumer). Targets: p99 under 5 ms embedded, under 20 ms PostgreSQL + NATS.
 
 ${table(
-  ['shape', 'p50 ms', 'p99 ms', 'max ms', 'HTTP response alone p50 / p99 ms'],
-  rows.propagation.map(([name, e2e, http]) => [
+  ['shape', 'p50 ms', 'p99 ms', 'max ms', 'HTTP response alone p50 / p99 ms', 'p99 target'],
+  rows.propagation.map(([name, e2e, http, target]) => [
     name,
     ms(e2e.p50),
     ms(e2e.p99),
     ms(e2e.max),
     `${ms(http.p50)} / ${ms(http.p99)}`,
+    `< ${target} ms: ${e2e.p99 < target ? 'met' : 'missed'}`,
   ]),
 )}
 
@@ -179,12 +181,13 @@ outbox events committed); "on the bus" until the relay has published every event
 least 10,000 SKUs per second on both storage adapters.
 
 ${table(
-  ['storage + bus', 'SKUs', 'SKUs/s committed', 'SKUs/s on the bus'],
+  ['storage + bus', 'SKUs', 'SKUs/s committed', 'SKUs/s on the bus', 'target 10,000/s'],
   rows.ingest.map((r) => [
     r.shape,
     rate(r.skus),
     rate(r.committedPerSecond),
     rate(r.publishedPerSecond),
+    r.committedPerSecond >= 10_000 ? 'met' : 'missed',
   ]),
 )}
 `;
