@@ -1,4 +1,4 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox';
 
 /**
  * Building blocks shared by the canonical schemas. Each canonical schema inlines them, so a
@@ -97,6 +97,14 @@ export const ResourceMeta = {
   createdAt: Timestamp,
   updatedAt: Timestamp,
 };
+
+/** The API's view of a stored entity: the entity plus version and timestamps, nothing else. */
+export const resourceOf = <T extends TObject>(entity: T, name: string, title: string) =>
+  Type.Composite([entity, Type.Object(ResourceMeta)], {
+    $id: schemaId(`${name}-resource`, 1),
+    title: `${title}Resource`,
+    additionalProperties: false,
+  });
 
 /** Marks a JSON Schema property as personal data: tokenized at the edge (see x-pii). */
 export const pii = <T extends TSchema>(schema: T, kind: string): T => ({

@@ -5,7 +5,7 @@ import {
   Identifier,
   Locale,
   MarketCode,
-  ResourceMeta,
+  resourceOf,
   Timestamp,
   pii,
   schemaId,
@@ -129,9 +129,5 @@ export const Customer = Type.Object(
 export type Customer = Static<typeof Customer>;
 
 /** A stored customer with its server-maintained fields. */
-export const CustomerResource = Type.Composite([Customer, Type.Object(ResourceMeta)], {
-  $id: schemaId('customer-resource', 1),
-  title: 'CustomerResource',
-  additionalProperties: false,
-});
+export const CustomerResource = resourceOf(Customer, 'customer', 'Customer');
 export type CustomerResource = Static<typeof CustomerResource>;

@@ -1,6 +1,4 @@
 import { describe, it, expect } from 'vitest';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import formatsPlugin from 'ajv-formats';
 import {
   INVENTORY_MOVEMENT_REASONS,
   InventoryLevel,
@@ -8,21 +6,7 @@ import {
   Reservation,
 } from './inventory.js';
 
-// ajv-formats is CommonJS: under NodeNext the default import is module.exports, which TypeScript
-// types as the module namespace; the plugin function is its `default` (set at runtime, too).
-const addFormats = formatsPlugin.default;
-
-function makeAjv(): Ajv2020 {
-  const ajv = new Ajv2020({ strict: true, allErrors: true });
-  addFormats(ajv);
-  ajv.addKeyword('x-pii');
-  ajv.addFormat('iana-time-zone', true);
-  ajv.addFormat('gtin', true);
-  return ajv;
-}
-
-const without = (object: object, key: string): Record<string, unknown> =>
-  Object.fromEntries(Object.entries(object).filter(([k]) => k !== key));
+import { makeAjv, without } from '../../../test/support/schemas.js';
 
 const ajv = makeAjv();
 const validateLevel = ajv.compile<InventoryLevel>(InventoryLevel);

@@ -4,7 +4,7 @@ import {
   GeoPoint,
   Identifier,
   MarketCode,
-  ResourceMeta,
+  resourceOf,
   TimeZone,
   schemaId,
 } from './common.js';
@@ -67,9 +67,5 @@ export const Location = Type.Object(
 );
 export type Location = Static<typeof Location>;
 
-export const LocationResource = Type.Composite([Location, Type.Object(ResourceMeta)], {
-  $id: schemaId('location-resource', 1),
-  title: 'LocationResource',
-  additionalProperties: false,
-});
+export const LocationResource = resourceOf(Location, 'location', 'Location');
 export type LocationResource = Static<typeof LocationResource>;

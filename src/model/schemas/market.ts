@@ -5,7 +5,7 @@ import {
   CurrencyCode,
   Locale,
   MarketCode,
-  ResourceMeta,
+  resourceOf,
   TimeZone,
   schemaId,
 } from './common.js';
@@ -27,9 +27,5 @@ export const Market = Type.Object(
 );
 export type Market = Static<typeof Market>;
 
-export const MarketResource = Type.Composite([Market, Type.Object(ResourceMeta)], {
-  $id: schemaId('market-resource', 1),
-  title: 'MarketResource',
-  additionalProperties: false,
-});
+export const MarketResource = resourceOf(Market, 'market', 'Market');
 export type MarketResource = Static<typeof MarketResource>;

@@ -1,71 +1,9 @@
 import { describe, it, expect } from 'vitest';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import formatsPlugin from 'ajv-formats';
 import { Order, type OrderLine, OrderResource } from './order.js';
 
-// ajv-formats is CommonJS: under NodeNext the default import is module.exports, which TypeScript
-// types as the module namespace; the plugin function is its `default` (set at runtime, too).
-const addFormats = formatsPlugin.default;
+import { makeAjv, without } from '../../../test/support/schemas.js';
+import { countPii, piiPaths } from '../pii.js';
 
-function makeAjv(): Ajv2020 {
-  const ajv = new Ajv2020({ strict: true, allErrors: true });
-  addFormats(ajv);
-  ajv.addKeyword('x-pii');
-  ajv.addFormat('iana-time-zone', true);
-  ajv.addFormat('gtin', true);
-  return ajv;
-}
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
-
-/** Label of a union branch: its discriminator (`[type=email]`) or else its index. */
-function branchLabel(branch: unknown, index: number): string {
-  if (isRecord(branch) && isRecord(branch.properties)) {
-    for (const [key, property] of Object.entries(branch.properties)) {
-      if (isRecord(property) && typeof property.const === 'string') {
-        return `[${key}=${property.const}]`;
-      }
-    }
-  }
-  return `[${index}]`;
-}
-
-/** Data paths of every x-pii annotation reachable through properties, items and unions. */
-function piiPaths(schema: unknown, path = ''): string[] {
-  if (!isRecord(schema)) return [];
-  const hits: string[] = [];
-  const kind = schema['x-pii'];
-  if (typeof kind === 'string') hits.push(`${path || '/'} ${kind}`);
-  if (isRecord(schema.properties)) {
-    for (const [key, property] of Object.entries(schema.properties)) {
-      hits.push(...piiPaths(property, `${path}/${key}`));
-    }
-  }
-  hits.push(...piiPaths(schema.items, `${path}/*`));
-  for (const keyword of ['anyOf', 'oneOf', 'allOf']) {
-    const branches = schema[keyword];
-    if (Array.isArray(branches)) {
-      branches.forEach((branch: unknown, index) => {
-        hits.push(...piiPaths(branch, `${path}${branchLabel(branch, index)}`));
-      });
-    }
-  }
-  return hits;
-}
-
-/** Number of x-pii keys anywhere in the schema, reachable or not by piiPaths. */
-function countPii(schema: unknown): number {
-  if (Array.isArray(schema)) return schema.reduce((n: number, item) => n + countPii(item), 0);
-  if (!isRecord(schema)) return 0;
-  return Object.entries(schema).reduce(
-    (n, [key, value]) => n + (key === 'x-pii' ? 1 : 0) + countPii(value),
-    0,
-  );
-}
-
-const without = (object: object, key: string): Record<string, unknown> =>
-  Object.fromEntries(Object.entries(object).filter(([k]) => k !== key));
 const ajv = makeAjv();
 const validateOrder = ajv.compile<Order>(Order);
 const validateOrderResource = ajv.compile<OrderResource>(OrderResource);

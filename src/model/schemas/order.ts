@@ -5,7 +5,7 @@ import {
   Identifier,
   MarketCode,
   Money,
-  ResourceMeta,
+  resourceOf,
   Timestamp,
   schemaId,
 } from './common.js';
@@ -112,9 +112,5 @@ export const Order = Type.Object(
 export type Order = Static<typeof Order>;
 
 /** A stored order with its server-maintained fields. */
-export const OrderResource = Type.Composite([Order, Type.Object(ResourceMeta)], {
-  $id: schemaId('order-resource', 1),
-  title: 'OrderResource',
-  additionalProperties: false,
-});
+export const OrderResource = resourceOf(Order, 'order', 'Order');
 export type OrderResource = Static<typeof OrderResource>;

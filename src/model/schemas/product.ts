@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Attributes, Identifier, LocalizedText, Money, ResourceMeta, schemaId } from './common.js';
+import { Attributes, Identifier, LocalizedText, Money, resourceOf, schemaId } from './common.js';
 
 export const Gtin = Type.String({
   pattern: '^([0-9]{8}|[0-9]{12,14})$',
@@ -49,9 +49,5 @@ export const Product = Type.Object(
 );
 export type Product = Static<typeof Product>;
 
-export const ProductResource = Type.Composite([Product, Type.Object(ResourceMeta)], {
-  $id: schemaId('product-resource', 1),
-  title: 'ProductResource',
-  additionalProperties: false,
-});
+export const ProductResource = resourceOf(Product, 'product', 'Product');
 export type ProductResource = Static<typeof ProductResource>;
