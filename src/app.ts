@@ -3,12 +3,20 @@ import { HubMetrics } from './api/metrics.js';
 import { purgeExpiredIdempotencyKeys } from './api/idempotency.js';
 import { buildServer } from './api/server.js';
 import { runCli, type HubFactory } from './cli/main.js';
-import { EVENT_DATA_SCHEMAS, dataSchemaRef, type EventType } from './model/events.js';
+import { CANONICAL_SCHEMAS } from './model/catalog.js';
+import { EventEnvelope } from './model/schemas/event.js';
+import { EVENT_DATA_SCHEMAS } from './model/events.js';
 import { NexusError } from './model/errors.js';
 import { AccessService, accessRoutes } from './modules/access/index.js';
 import { CatalogService, catalogRoutes } from './modules/catalog/index.js';
 import { LocationsService, locationRoutes } from './modules/locations/index.js';
 import { MarketsService, marketRoutes } from './modules/markets/index.js';
+import {
+  buildAsyncApi,
+  eventCatalogRoute,
+  RegistryService,
+  registryRoutes,
+} from './modules/registry/index.js';
 import type { EventBus } from './platform/bus/bus.js';
 import { openEmbeddedBus } from './platform/bus/embedded.js';
 import type { Config } from './platform/config.js';
@@ -18,7 +26,7 @@ import { openSqlite } from './platform/db/sqlite.js';
 import type { Storage } from './platform/db/storage.js';
 import { Housekeeping } from './platform/events/housekeeping.js';
 import { OutboxRelay, type RelayOptions } from './platform/events/relay.js';
-import { Transactor, type EventSchemaSource } from './platform/events/unit-of-work.js';
+import { Transactor } from './platform/events/unit-of-work.js';
 import { createLogger, type Logger } from './platform/logging.js';
 import { SchemaValidator } from './platform/validation.js';
 
@@ -37,6 +45,7 @@ export interface Hub {
     markets: MarketsService;
     locations: LocationsService;
     catalog: CatalogService;
+    registry: RegistryService;
   };
   /** Starts the relay and housekeeping and listens; returns the base URL. */
   listen(): Promise<string>;
@@ -47,14 +56,6 @@ export interface HubOptions {
   logger?: Logger;
   relay?: Omit<RelayOptions, 'logger'>;
 }
-
-/** The event catalogue as a schema source: subject = event type, version 1. */
-const eventSchemas: EventSchemaSource = {
-  lookup(type) {
-    const schema = EVENT_DATA_SCHEMAS[type as EventType];
-    return schema ? { schema, dataschema: dataSchemaRef(type as EventType) } : undefined;
-  },
-};
 
 function openStorage(config: Config): Storage {
   return config.storage.kind === 'postgres'
@@ -93,8 +94,24 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     throw new NexusError('SERVICE_UNAVAILABLE', `cannot reach the event bus: ${String(error)}`);
   });
 
+  // The canonical schemas are registered (idempotently) before anything can emit an event;
+  // every event is then validated against its subject's latest registered version.
+  const registry = new RegistryService(storage);
+  const canonical = await registry
+    .registerCanonical({ ...CANONICAL_SCHEMAS, ...EVENT_DATA_SCHEMAS })
+    .catch(async (error: unknown) => {
+      await bus.close();
+      await storage.close();
+      throw error;
+    });
+  const eventCatalog = buildAsyncApi({
+    version: VERSION,
+    events: canonical.describe(Object.keys(EVENT_DATA_SCHEMAS)),
+    envelope: EventEnvelope,
+    ...(config.bus.kind === 'nats' ? { natsUrl: config.bus.url } : {}),
+  });
   const validator = new SchemaValidator();
-  const transactor = new Transactor(storage, eventSchemas, validator, config.source);
+  const transactor = new Transactor(storage, canonical, validator, config.source);
   const relay = new OutboxRelay(storage, bus, {
     batchSize: config.outbox.batchSize,
     ...options.relay,
@@ -175,6 +192,8 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       (app) => marketRoutes(app, markets),
       (app) => locationRoutes(app, locations),
       (app) => catalogRoutes(app, catalog),
+      (app) => registryRoutes(app, registry, dependencyFailure),
+      (app) => eventCatalogRoute(app, eventCatalog),
     ],
   });
 
@@ -190,7 +209,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     transactor,
     relay,
     server,
-    services: { access, markets, locations, catalog },
+    services: { access, markets, locations, catalog, registry },
     async listen() {
       relay.start();
       housekeeping.start();

@@ -121,3 +121,77 @@ describe('nexus CLI', () => {
     expect(badScope.err[0]).toContain('unknown scope(s): everything');
   });
 });
+
+describe('nexus schema', () => {
+  let dir: string;
+  let env: Record<string, string>;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nexus-cli-schema-'));
+    env = { NEXUS_SQLITE_FILE: join(dir, 'nexus.db'), NEXUS_LOG_LEVEL: 'silent' };
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('checks a proposed change, shows the reasons, and registers only what is compatible', async () => {
+    const v1 = join(dir, 'v1.json');
+    const v2bad = join(dir, 'v2-bad.json');
+    const v2ok = join(dir, 'v2-ok.json');
+    writeFileSync(
+      v1,
+      JSON.stringify({
+        type: 'object',
+        properties: { a: { type: 'string' } },
+        additionalProperties: false,
+      }),
+    );
+    writeFileSync(
+      v2bad,
+      JSON.stringify({ type: 'object', properties: {}, additionalProperties: false }),
+    );
+    writeFileSync(
+      v2ok,
+      JSON.stringify({
+        type: 'object',
+        properties: { a: { type: 'string' }, b: { type: 'integer' } },
+        additionalProperties: false,
+      }),
+    );
+
+    const first = await cli(
+      ['schema', 'register', '--subject', 'pos-sale-value', '--file', v1],
+      env,
+    );
+    expect(first.out).toHaveLength(1);
+    expect(first.out[0]).toMatch(
+      /^Registered pos-sale-value version 1 \(schema id \d+\) under BACKWARD_TRANSITIVE\.$/,
+    );
+
+    const bad = await cli(['schema', 'check', '--subject', 'pos-sale-value', '--file', v2bad], env);
+    expect(bad.code).toBe(3);
+    expect(bad.out[0]).toBe('INCOMPATIBLE with subject pos-sale-value under BACKWARD_TRANSITIVE');
+    expect(bad.out[1]).toContain('PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL');
+    const refused = await cli(
+      ['schema', 'register', '--subject', 'pos-sale-value', '--file', v2bad],
+      env,
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.err[0]).toMatch(/^nexus: Schema being registered is incompatible/);
+
+    const ok = await cli(['schema', 'check', '--subject', 'pos-sale-value', '--file', v2ok], env);
+    expect(ok).toMatchObject({
+      code: 0,
+      out: ['compatible with subject pos-sale-value under BACKWARD_TRANSITIVE'],
+    });
+    const registered = await cli(
+      ['schema', 'register', '--subject', 'pos-sale-value', '--file', v2ok],
+      env,
+    );
+    expect(registered.out[0]).toMatch(/^Registered pos-sale-value version 2 /);
+
+    const missing = await cli(
+      ['schema', 'check', '--subject', 'x', '--file', join(dir, 'nope.json')],
+      env,
+    );
+    expect(missing.code).toBe(2);
+    expect(missing.err[0]).toMatch(/^nexus: cannot read /);
+  });
+});

@@ -182,13 +182,7 @@ async function authenticate(access: AccessService, request: FastifyRequest): Pro
     request.ctx = { ...base, actor: { kind: 'system', id: 'anonymous' }, scopes: new Set() };
     return;
   }
-  const authorization = request.headers.authorization;
-  const presented =
-    typeof authorization === 'string' && authorization.startsWith('Bearer ')
-      ? authorization.slice(7).trim()
-      : typeof request.headers['x-api-key'] === 'string'
-        ? request.headers['x-api-key']
-        : undefined;
+  const presented = presentedKey(request);
   if (!presented)
     throw new NexusError('UNAUTHENTICATED', 'send an API key: Authorization: Bearer <key>');
   const key = await access.authenticate(presented);
@@ -222,6 +216,24 @@ async function authenticate(access: AccessService, request: FastifyRequest): Pro
     ...(chosenMarket === undefined ? {} : { market: chosenMarket }),
   };
   request.ctx = ctx;
+}
+
+/**
+ * The API key from `Authorization: Bearer <key>`, from HTTP Basic auth's password (what
+ * Confluent schema-registry clients send; the user name is ignored), or from `X-API-Key`.
+ */
+function presentedKey(request: FastifyRequest): string | undefined {
+  const authorization = request.headers.authorization;
+  if (typeof authorization === 'string') {
+    if (authorization.startsWith('Bearer ')) return authorization.slice(7).trim();
+    if (authorization.startsWith('Basic ')) {
+      const decoded = Buffer.from(authorization.slice(6).trim(), 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      return colon >= 0 ? decoded.slice(colon + 1) : undefined;
+    }
+  }
+  const header = request.headers['x-api-key'];
+  return typeof header === 'string' ? header : undefined;
 }
 
 function sendProblem(

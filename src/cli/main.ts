@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { NexusError, isNexusError } from '../model/errors.js';
 import { systemContext } from '../platform/context.js';
@@ -16,6 +17,16 @@ export interface CliHub extends SeedTarget {
       list(includeRevoked?: boolean): Promise<ApiKey[]>;
       revoke(id: string): Promise<void>;
     };
+    registry: {
+      testCompatibility(
+        subject: string,
+        version: string,
+        input: SchemaProposal,
+      ): Promise<{ compatible: boolean; messages: string[] }>;
+      register(subject: string, input: SchemaProposal): Promise<{ id: number }>;
+      getVersion(subject: string, version: string): Promise<{ version: number; id: number }>;
+      compatibility(subject?: string): Promise<string>;
+    };
     markets: SeedTarget['services']['markets'] & {
       list(
         ctx: ReturnType<typeof systemContext>,
@@ -25,6 +36,11 @@ export interface CliHub extends SeedTarget {
   };
   listen(): Promise<string>;
   close(): Promise<void>;
+}
+
+interface SchemaProposal {
+  schema: string;
+  schemaType?: string;
 }
 
 export type HubFactory = (config: Config, options?: { logger?: Logger }) => Promise<CliHub>;
@@ -43,6 +59,11 @@ Usage:
   nexus keys create --name NAME --channel CHANNEL --scopes a,b [--markets DE,SE]
   nexus keys list [--all]
   nexus keys revoke ID
+  nexus schema check --subject SUBJECT --file SCHEMA.json
+      Test a proposed JSON Schema against the subject's registered versions under its
+      compatibility level; prints the verdict and the reasons.
+  nexus schema register --subject SUBJECT --file SCHEMA.json
+      Register it (refused, with reasons, when incompatible).
 
 Configuration: nexus.config.yaml (or --config / NEXUS_CONFIG), overridden by
 NEXUS_DATABASE_URL, NEXUS_NATS_URL, NEXUS_HOST, NEXUS_PORT, NEXUS_LOG_LEVEL.`;
@@ -119,6 +140,8 @@ async function dispatch(argv: string[], createHub: HubFactory, io: Io): Promise<
       return migrate(rest, createHub, io);
     case 'keys':
       return keys(rest, createHub, io);
+    case 'schema':
+      return schema(rest, createHub, io);
     default:
       throw new NexusError('VALIDATION_FAILED', `unknown command '${command}' (see nexus --help)`);
   }
@@ -308,4 +331,49 @@ async function keys(argv: string[], createHub: HubFactory, io: Io): Promise<numb
     await hub.close();
   }
   return 0;
+}
+
+async function schema(argv: string[], createHub: HubFactory, io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values } = parse(rest, { subject: { type: 'string' }, file: { type: 'string' } });
+  if (sub !== 'check' && sub !== 'register') {
+    throw new NexusError(
+      'VALIDATION_FAILED',
+      'use: nexus schema check|register --subject S --file F (see nexus --help)',
+    );
+  }
+  if (typeof values.subject !== 'string' || typeof values.file !== 'string') {
+    throw new NexusError('VALIDATION_FAILED', `schema ${sub} needs --subject and --file`);
+  }
+  let text: string;
+  try {
+    text = readFileSync(values.file, 'utf8');
+  } catch (error) {
+    throw new NexusError(
+      'VALIDATION_FAILED',
+      `cannot read ${values.file}: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+  const proposal = { schema: text, schemaType: 'JSON' };
+  const hub = await createHub(configFrom(values), { logger: quietLogger() });
+  try {
+    const registry = hub.services.registry;
+    const level = await registry.compatibility(values.subject);
+    if (sub === 'check') {
+      const verdict = await registry.testCompatibility(values.subject, 'latest', proposal);
+      io.out(
+        `${verdict.compatible ? 'compatible' : 'INCOMPATIBLE'} with subject ${values.subject} under ${level}`,
+      );
+      for (const message of verdict.messages) io.out(`  - ${message}`);
+      return verdict.compatible ? 0 : 3;
+    }
+    const { id } = await registry.register(values.subject, proposal);
+    const registered = await registry.getVersion(values.subject, 'latest');
+    io.out(
+      `Registered ${values.subject} version ${registered.version} (schema id ${id}) under ${level}.`,
+    );
+    return 0;
+  } finally {
+    await hub.close();
+  }
 }

@@ -14,8 +14,9 @@ const Deleted = (name: string, key: string) =>
   );
 
 /**
- * Every event type the hub emits, with the schema its `data` must match. The registry holds
- * these under the event type as subject; `dataschema` in the envelope points at it.
+ * Every event type the hub emits, with the schema its `data` must match. The hub registers
+ * each under the event type as subject at start; `dataschema` in an envelope names the
+ * registered version (`/registry/subjects/<type>/versions/<n>`).
  */
 export const EVENT_DATA_SCHEMAS = {
   'market.created.v1': MarketResource,
@@ -30,6 +31,3 @@ export const EVENT_DATA_SCHEMAS = {
 } as const satisfies Record<string, TSchema>;
 
 export type EventType = keyof typeof EVENT_DATA_SCHEMAS;
-
-/** Registry location of an event type's data schema (subject = type, version 1). */
-export const dataSchemaRef = (type: EventType): string => `/registry/subjects/${type}/versions/1`;

@@ -1,10 +1,13 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import AjvDraft7Module from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { TSchema } from '@sinclair/typebox';
 import { NexusError, type FieldError } from '../model/errors.js';
 
 // ajv-formats ships CommonJS; under NodeNext its default import is the module object.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+// The draft-07 class is ajv's default export (CommonJS, same reason as above).
+const AjvDraft7 = AjvDraft7Module as unknown as typeof Ajv2020;
 
 const TIME_ZONES = new Set(Intl.supportedValuesOf('timeZone').concat(['UTC', 'Etc/UTC']));
 
@@ -91,4 +94,37 @@ export class SchemaValidator {
       });
     }
   }
+}
+
+/**
+ * Compiles a JSON Schema that a registry client sent: draft-07 (and older) or 2020-12 by its
+ * `$schema`, not strict about unknown keywords (other tools' annotations are allowed), but the
+ * schema must be valid against its meta-schema and every `$ref` must resolve, locally or to one
+ * of `references` (name -> schema, the name being what `$ref` uses). Throws with the reason.
+ */
+export function compileForeignSchema(
+  schema: unknown,
+  references: ReadonlyMap<string, unknown> = new Map(),
+): ValidateFunction {
+  const dialect =
+    typeof schema === 'object' && schema !== null
+      ? (schema as { $schema?: unknown }).$schema
+      : undefined;
+  const legacy = typeof dialect === 'string' && /draft-0[4-7]/.test(dialect);
+  const options = {
+    strict: false,
+    allErrors: true,
+    validateSchema: true,
+    addUsedSchema: false,
+  } as const;
+  const ajv = legacy ? new AjvDraft7(options) : new Ajv2020(options);
+  addFormats(ajv);
+  for (const [name, referenced] of references) {
+    const withId =
+      typeof referenced === 'object' && referenced !== null
+        ? { ...referenced, $id: name }
+        : referenced;
+    ajv.addSchema(withId as object, name);
+  }
+  return ajv.compile(schema as object);
 }

@@ -199,6 +199,43 @@ const steps: Record<string, Step> = {
       create trigger outbox_notify after insert on outbox
       for each statement execute function nexus_outbox_notify()`.execute(db);
   },
+
+  '0005_schema_registry': async (db, dialect) => {
+    await db.schema
+      .createTable('registry_schemas')
+      .addColumn('id', serialKey(dialect), (c) =>
+        dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+      )
+      .addColumn('schema_type', 'text', (c) => c.notNull())
+      .addColumn('schema', 'text', (c) => c.notNull())
+      .addColumn('references', 'text', (c) => c.notNull())
+      // One id per distinct (type, canonical schema, references), across all subjects.
+      .addColumn('fingerprint', 'text', (c) => c.notNull().unique())
+      .addColumn('created_at', int64, (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('registry_versions')
+      .addColumn('subject', 'text', (c) => c.notNull())
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('schema_id', 'integer', (c) => c.notNull().references('registry_schemas.id'))
+      .addColumn('deleted', 'integer', (c) => c.notNull())
+      .addColumn('created_at', int64, (c) => c.notNull())
+      .addPrimaryKeyConstraint('registry_versions_pk', ['subject', 'version'])
+      .execute();
+    await db.schema
+      .createIndex('registry_versions_schema')
+      .on('registry_versions')
+      .column('schema_id')
+      .execute();
+    await db.schema
+      .createTable('registry_settings')
+      // subject '' holds the global setting.
+      .addColumn('subject', 'text', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('registry_settings_pk', ['subject', 'kind'])
+      .execute();
+  },
 };
 
 /** Runs every pending migration; safe to call from several processes at once (kysely locks). */
