@@ -98,6 +98,20 @@ export const ResourceMeta = {
   updatedAt: Timestamp,
 };
 
+/** A postal address; whether it is personal data depends on whose it is (see pii()). */
+export const postalAddress = (description: string) =>
+  Type.Object(
+    {
+      line1: Type.String({ minLength: 1, maxLength: 200 }),
+      line2: Type.Optional(Type.String({ maxLength: 200 })),
+      postalCode: Type.String({ minLength: 1, maxLength: 20 }),
+      city: Type.String({ minLength: 1, maxLength: 100 }),
+      region: Type.Optional(Type.String({ maxLength: 100 })),
+      country: CountryCode,
+    },
+    { additionalProperties: false, description },
+  );
+
 /** The API's view of a stored entity: the entity plus version and timestamps, nothing else. */
 export const resourceOf = <T extends TObject>(entity: T, name: string, title: string) =>
   Type.Composite([entity, Type.Object(ResourceMeta)], {

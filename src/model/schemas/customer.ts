@@ -1,33 +1,20 @@
 import { Type, type Static } from '@sinclair/typebox';
 import {
   Channel,
-  CountryCode,
   Identifier,
   Locale,
   MarketCode,
   resourceOf,
   Timestamp,
   pii,
+  postalAddress,
   schemaId,
 } from './common.js';
 
 export const CONSENT_PURPOSES = ['marketing-email', 'marketing-sms', 'profiling', 'terms'] as const;
 
 /** A postal address of a person: personal data, tokenized at the edge as one value. */
-export const PersonalAddress = pii(
-  Type.Object(
-    {
-      line1: Type.String({ minLength: 1, maxLength: 200 }),
-      line2: Type.Optional(Type.String({ maxLength: 200 })),
-      postalCode: Type.String({ minLength: 1, maxLength: 20 }),
-      city: Type.String({ minLength: 1, maxLength: 100 }),
-      region: Type.Optional(Type.String({ maxLength: 100 })),
-      country: CountryCode,
-    },
-    { additionalProperties: false, description: 'Postal address of a person' },
-  ),
-  'address',
-);
+export const PersonalAddress = pii(postalAddress('Postal address of a person'), 'address');
 export type PersonalAddress = Static<typeof PersonalAddress>;
 
 /** The id of the same person in one channel's own system (web shop account, loyalty card, ...). */

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import {
-  CountryCode,
+  postalAddress,
   GeoPoint,
   Identifier,
   MarketCode,
@@ -28,17 +28,7 @@ export const OpeningHours = Type.Array(
 );
 
 /** A business address of a store or warehouse (not personal data). */
-export const BusinessAddress = Type.Object(
-  {
-    line1: Type.String({ minLength: 1, maxLength: 200 }),
-    line2: Type.Optional(Type.String({ maxLength: 200 })),
-    postalCode: Type.String({ minLength: 1, maxLength: 20 }),
-    city: Type.String({ minLength: 1, maxLength: 100 }),
-    region: Type.Optional(Type.String({ maxLength: 100 })),
-    country: CountryCode,
-  },
-  { additionalProperties: false },
-);
+export const BusinessAddress = postalAddress('Business address of a store or warehouse');
 
 /** A store, warehouse or dark store that holds stock and may serve customers. */
 export const Location = Type.Object(
