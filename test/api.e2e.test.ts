@@ -374,6 +374,26 @@ describe.each(hubShapes)('HTTP API end to end: %s', (shape) => {
       expect((r2.json as ProblemBody).errors?.[0]?.pointer).toBe('/skus/0/prices/0/marketCode');
     });
 
+    it('points into the offending bulk item, and writes none of the batch', async () => {
+      const r = await t.request('POST', '/v1/products/bulk', {
+        body: {
+          items: [
+            fixtures.product('V-1', [{ sku: 'V-1-A' }]),
+            fixtures.product('V-2', [{ sku: 'V-2-A', gtin: '4006381333932' }], { colour: 'red' }),
+          ],
+        },
+      });
+      expect(r.status).toBe(400);
+      expect((r.json as ProblemBody).errors?.map((e) => e.pointer)).toEqual(
+        expect.arrayContaining(['/items/1/skus/0/gtin', '/items/1/colour']),
+      );
+      expect((await t.request('GET', '/v1/products/V-1')).status).toBe(404);
+      const notAList = await t.request('POST', '/v1/products/bulk', {
+        body: { items: 'all of them' },
+      });
+      expect((notAList.json as ProblemBody).errors?.[0]?.pointer).toBe('/items');
+    });
+
     it('refuses duplicate ids inside one bulk call', async () => {
       const r = await t.request('POST', '/v1/products/bulk', {
         body: {

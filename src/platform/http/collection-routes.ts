@@ -2,6 +2,7 @@ import { Type, type TObject, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { NexusError } from '../../model/errors.js';
 import type { Context } from '../context.js';
+import { createAjv } from '../validation.js';
 import type { Page, Resource, UpsertResult } from '../resources.js';
 import './types.js';
 
@@ -77,6 +78,12 @@ export function registerCollectionRoutes<T extends object>(
       }),
     ),
   });
+  const bulkEnvelope = createAjv().compile(
+    Type.Object(
+      { items: Type.Array(Type.Object({}), { minItems: 1, maxItems: spec.maxBulkItems }) },
+      { additionalProperties: false },
+    ),
+  );
   const errors = { 400: Problem, 401: Problem, 403: Problem, 422: Problem };
   const idOf = (params: unknown) => (params as Record<string, string>)[idField]!;
 
@@ -122,6 +129,10 @@ export function registerCollectionRoutes<T extends object>(
   app.post(`${path}/bulk`, {
     config: { scope: scopes.write },
     bodyLimit: spec.bulkBodyLimit,
+    // The service validates every item against the canonical schema (with /items/<i> pointers)
+    // for all callers; here only the envelope is checked, so a feed is not validated twice.
+    // The full schema stays in `schema.body` for the OpenAPI document.
+    validatorCompiler: ({ httpPart }) => (httpPart === 'body' ? bulkEnvelope : () => true),
     schema: {
       tags: [tag],
       summary: `Create or replace up to ${spec.maxBulkItems} ${tag} in one all-or-nothing call`,
