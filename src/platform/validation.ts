@@ -111,14 +111,18 @@ export function compileForeignSchema(
       ? (schema as { $schema?: unknown }).$schema
       : undefined;
   const legacy = typeof dialect === 'string' && /draft-0[4-7]/.test(dialect);
+  // Formats other tools define are not errors in a foreign schema; they are just not checked.
   const options = {
     strict: false,
     allErrors: true,
     validateSchema: true,
     addUsedSchema: false,
+    logger: false,
   } as const;
   const ajv = legacy ? new AjvDraft7(options) : new Ajv2020(options);
   addFormats(ajv);
+  ajv.addFormat('iana-time-zone', { type: 'string', validate: (v: string) => TIME_ZONES.has(v) });
+  ajv.addFormat('gtin', { type: 'string', validate: isValidGtin });
   for (const [name, referenced] of references) {
     const withId =
       typeof referenced === 'object' && referenced !== null
