@@ -9,6 +9,7 @@ import { EVENT_DATA_SCHEMAS } from './model/events.js';
 import { NexusError } from './model/errors.js';
 import { AccessService, accessRoutes } from './modules/access/index.js';
 import { CatalogService, catalogRoutes } from './modules/catalog/index.js';
+import { IngestService, ingestRoutes } from './modules/ingest/index.js';
 import { LocationsService, locationRoutes } from './modules/locations/index.js';
 import { MarketsService, marketRoutes } from './modules/markets/index.js';
 import {
@@ -46,6 +47,7 @@ export interface Hub {
     locations: LocationsService;
     catalog: CatalogService;
     registry: RegistryService;
+    ingest: IngestService;
   };
   /** Starts the relay and housekeeping and listens; returns the base URL. */
   listen(): Promise<string>;
@@ -123,6 +125,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   const markets = new MarketsService({ db: storage.db, transactor });
   const locations = new LocationsService({ db: storage.db, transactor, markets });
   const catalog = new CatalogService({ db: storage.db, transactor, markets });
+  const ingest = new IngestService({ db: storage.db, transactor, registry });
 
   const outboxBacklog = async () => {
     const row = await storage.db
@@ -194,6 +197,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       (app) => catalogRoutes(app, catalog),
       (app) => registryRoutes(app, registry, dependencyFailure),
       (app) => eventCatalogRoute(app, eventCatalog),
+      (app) => ingestRoutes(app, ingest),
     ],
   });
 
@@ -209,7 +213,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     transactor,
     relay,
     server,
-    services: { access, markets, locations, catalog, registry },
+    services: { access, markets, locations, catalog, registry, ingest },
     async listen() {
       relay.start();
       housekeeping.start();

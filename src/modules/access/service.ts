@@ -12,6 +12,8 @@ export const SCOPES = [
   'locations:write',
   'catalog:read',
   'catalog:write',
+  'events:write',
+  'events:admin',
   'registry:read',
   'registry:write',
   'keys:admin',

@@ -4,6 +4,7 @@ import type { Executor, Storage } from '../../platform/db/storage.js';
 import { isUniqueViolation } from '../../platform/db/errors.js';
 import { canonicalJson } from '../../platform/db/documents.js';
 import type { EventSchemaSource } from '../../platform/events/unit-of-work.js';
+import type { ValidateFunction } from 'ajv/dist/2020.js';
 import { compileForeignSchema } from '../../platform/validation.js';
 import {
   COMPATIBILITY_LEVELS,
@@ -92,6 +93,7 @@ export class RegistryService {
     number,
     { schema: string; schemaType: string; references: Reference[] }
   >();
+  private readonly validators = new Map<number, ValidateFunction>();
 
   constructor(private readonly storage: Storage) {}
 
@@ -335,7 +337,44 @@ export class RegistryService {
     return new CanonicalSchemas(registered);
   }
 
+  /**
+   * The compiled validator of a subject's version ('latest' by default), cached per schema id:
+   * what inbound events from channel adapters are checked against.
+   */
+  async validatorFor(
+    subject: string,
+    version = 'latest',
+  ): Promise<{ validate: ValidateFunction; id: number; version: number }> {
+    const found = await this.getVersion(subject, version);
+    let validate = this.validators.get(found.id);
+    if (!validate) {
+      const references = await this.resolveReferences(found.references ?? []);
+      validate = compileForeignSchema(JSON.parse(found.schema) as unknown, references);
+      this.validators.set(found.id, validate);
+    }
+    return { validate, id: found.id, version: found.version };
+  }
+
   // --- internals -------------------------------------------------------------------------
+
+  private async resolveReferences(references: readonly Reference[]): Promise<Map<string, unknown>> {
+    const referenced = new Map<string, unknown>();
+    for (const reference of references) {
+      let target: RegisteredSchema;
+      try {
+        target = await this.getVersion(reference.subject, String(reference.version));
+      } catch (error) {
+        if (error instanceof RegistryError) {
+          throw registryErrors.invalidSchema(
+            `reference '${reference.name}' to ${reference.subject} version ${reference.version}: ${error.message}`,
+          );
+        }
+        throw error;
+      }
+      referenced.set(reference.name, JSON.parse(target.schema) as unknown);
+    }
+    return referenced;
+  }
 
   private async refuseWhenReadOnly(subject: string): Promise<void> {
     if ((await this.mode(subject)) === 'READONLY') {
@@ -373,21 +412,7 @@ export class RegistryService {
     if (depthOf(parsed) > MAX_SCHEMA_DEPTH)
       throw registryErrors.invalidSchema(`schema is nested deeper than ${MAX_SCHEMA_DEPTH} levels`);
     const references = input.references ?? [];
-    const referenced = new Map<string, unknown>();
-    for (const reference of references) {
-      let target: RegisteredSchema;
-      try {
-        target = await this.getVersion(reference.subject, String(reference.version));
-      } catch (error) {
-        if (error instanceof RegistryError) {
-          throw registryErrors.invalidSchema(
-            `reference '${reference.name}' to ${reference.subject} version ${reference.version}: ${error.message}`,
-          );
-        }
-        throw error;
-      }
-      referenced.set(reference.name, JSON.parse(target.schema) as unknown);
-    }
+    const referenced = await this.resolveReferences(references);
     try {
       compileForeignSchema(parsed, referenced);
     } catch (error) {

@@ -42,6 +42,14 @@ export class UnitOfWork {
     this.events.push(envelope);
     return envelope;
   }
+
+  /**
+   * Commits an event that arrived from outside (a channel adapter) with its own id, time and
+   * source. The caller has validated it against its registered schema already.
+   */
+  forward(envelope: EventEnvelope): void {
+    this.events.push(envelope);
+  }
 }
 
 /** Runs units of work; after each commit that wrote events it wakes the outbox relay. */

@@ -1,0 +1,240 @@
+import { NexusError, type FieldError } from '../../model/errors.js';
+import { uuidv7 } from '../../model/ids.js';
+import { EventEnvelope } from '../../model/schemas/event.js';
+import type { Context } from '../../platform/context.js';
+import type { Executor } from '../../platform/db/storage.js';
+import type { Transactor } from '../../platform/events/unit-of-work.js';
+import { SchemaValidator, toFieldErrors } from '../../platform/validation.js';
+import type { RegistryService } from '../registry/index.js';
+import { RegistryError } from '../registry/index.js';
+import {
+  claimEventId,
+  getDeadLetter,
+  insertDeadLetter,
+  listDeadLetters,
+  updateDeadLetter,
+  type DeadLetterRow,
+} from './store.js';
+
+/** Dead letters written by this module carry this consumer name. */
+export const INGEST = 'ingest';
+
+const DATASCHEMA = /^\/registry\/subjects\/([^/]+)\/versions\/([0-9]+|latest)$/;
+
+export interface IngestDeps {
+  db: Executor;
+  transactor: Transactor;
+  registry: RegistryService;
+}
+
+export interface BatchReport {
+  accepted: number;
+  duplicates: number;
+  rejected: Array<{ index: number; id: string | null; deadLetterId: string; errors: FieldError[] }>;
+}
+
+export interface DeadLetter {
+  id: string;
+  consumer: string;
+  eventId: string;
+  subject: string;
+  envelope: unknown;
+  errors: unknown;
+  attempts: number;
+  status: DeadLetterRow['status'];
+  createdAt: string;
+  updatedAt: string;
+}
+
+function toDeadLetter(row: DeadLetterRow): DeadLetter {
+  const parse = (text: string): unknown => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return text;
+    }
+  };
+  return {
+    id: row.id,
+    consumer: row.consumer,
+    eventId: row.event_id,
+    subject: row.subject,
+    envelope: parse(row.envelope),
+    errors: parse(row.error),
+    attempts: row.attempts,
+    status: row.status,
+    createdAt: new Date(row.created_at).toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString(),
+  };
+}
+
+const field = (raw: unknown, name: string): string | null => {
+  const value =
+    raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>)[name] : undefined;
+  return typeof value === 'string' ? value : null;
+};
+
+/**
+ * Events from channel adapters (a store system, a market's legacy stack) enter the hub here.
+ * Each is checked against the CloudEvents envelope and against the registry's schema for its
+ * type (the version its `dataschema` names); a valid event is committed to the outbox with its
+ * own id, once (a replayed id is reported as a duplicate). One at a time, an invalid event is
+ * refused with pointers; in a batch, it is kept in the dead-letter store with its reasons,
+ * where it can be listed, inspected, fixed and replayed. Nothing is dropped.
+ */
+export class IngestService {
+  private readonly validator: SchemaValidator = new SchemaValidator();
+
+  constructor(private readonly deps: IngestDeps) {}
+
+  async ingest(ctx: Context, raw: unknown): Promise<{ id: string; duplicate: boolean }> {
+    const { envelope, errors } = await this.check(raw, '');
+    if (!envelope) {
+      throw new NexusError('SCHEMA_VIOLATION', `${errors[0]!.pointer} ${errors[0]!.detail}`, {
+        errors,
+      });
+    }
+    const duplicate = await this.deps.transactor.run(ctx, async (uow) => {
+      if (!(await claimEventId(uow.trx, envelope.id))) return true;
+      uow.forward(envelope);
+      return false;
+    });
+    return { id: envelope.id, duplicate };
+  }
+
+  async ingestBatch(ctx: Context, items: readonly unknown[]): Promise<BatchReport> {
+    const checked = await Promise.all(
+      items.map((item, index) => this.check(item, `/items/${index}`)),
+    );
+    const now = Date.now();
+    const report: BatchReport = { accepted: 0, duplicates: 0, rejected: [] };
+    await this.deps.transactor.run(ctx, async (uow) => {
+      for (const [index, { envelope, errors }] of checked.entries()) {
+        if (!envelope) {
+          const deadLetterId = uuidv7();
+          const raw = items[index];
+          await insertDeadLetter(uow.trx, {
+            id: deadLetterId,
+            consumer: INGEST,
+            event_id: field(raw, 'id') ?? '',
+            subject: field(raw, 'type') ?? '',
+            envelope: JSON.stringify(raw) ?? 'null',
+            error: JSON.stringify(errors),
+            attempts: 1,
+            status: 'open',
+            created_at: now,
+            updated_at: now,
+          });
+          report.rejected.push({ index, id: field(raw, 'id'), deadLetterId, errors });
+        } else if (await claimEventId(uow.trx, envelope.id)) {
+          uow.forward(envelope);
+          report.accepted++;
+        } else {
+          report.duplicates++;
+        }
+      }
+    });
+    return report;
+  }
+
+  async deadLetters(query: {
+    consumer?: string | undefined;
+    status?: string | undefined;
+    cursor?: string | undefined;
+    limit: number;
+  }): Promise<{ items: DeadLetter[]; nextCursor: string | null }> {
+    const rows = await listDeadLetters(this.deps.db, { ...query, after: query.cursor });
+    const more = rows.length > query.limit;
+    const page = more ? rows.slice(0, query.limit) : rows;
+    return {
+      items: page.map(toDeadLetter),
+      nextCursor: more ? (page[page.length - 1]?.id ?? null) : null,
+    };
+  }
+
+  async deadLetter(id: string): Promise<DeadLetter> {
+    const row = await getDeadLetter(this.deps.db, id);
+    if (!row) throw new NexusError('NOT_FOUND', `dead letter '${id}' does not exist`);
+    return toDeadLetter(row);
+  }
+
+  /** Replaces the stored envelope with a corrected one (checked when replayed). */
+  async fix(id: string, envelope: unknown): Promise<DeadLetter> {
+    const letter = await this.deadLetter(id);
+    if (letter.status !== 'open')
+      throw new NexusError('CONFLICT', `dead letter '${id}' is ${letter.status}`);
+    await updateDeadLetter(this.deps.db, id, { envelope: JSON.stringify(envelope) });
+    return this.deadLetter(id);
+  }
+
+  /** Ingests the (fixed) event again; on failure the letter stays open with the new reasons. */
+  async replay(ctx: Context, id: string): Promise<DeadLetter> {
+    const letter = await this.deadLetter(id);
+    if (letter.status !== 'open')
+      throw new NexusError('CONFLICT', `dead letter '${id}' is ${letter.status}`);
+    if (letter.consumer !== INGEST) {
+      throw new NexusError(
+        'CONFLICT',
+        `dead letters of consumer '${letter.consumer}' are replayed by that consumer, not through this API`,
+      );
+    }
+    try {
+      await this.ingest(ctx, letter.envelope);
+    } catch (error) {
+      if (error instanceof NexusError) {
+        await updateDeadLetter(this.deps.db, id, {
+          error: JSON.stringify(error.errors),
+          attempts: letter.attempts + 1,
+        });
+      }
+      throw error;
+    }
+    await updateDeadLetter(this.deps.db, id, { status: 'replayed', attempts: letter.attempts + 1 });
+    return this.deadLetter(id);
+  }
+
+  async discard(id: string): Promise<DeadLetter> {
+    const letter = await this.deadLetter(id);
+    if (letter.status !== 'open')
+      throw new NexusError('CONFLICT', `dead letter '${id}' is ${letter.status}`);
+    await updateDeadLetter(this.deps.db, id, { status: 'discarded' });
+    return this.deadLetter(id);
+  }
+
+  /** Envelope, then the data against the registered schema of its type; pointers under `root`. */
+  private async check(
+    raw: unknown,
+    root: string,
+  ): Promise<{ envelope: EventEnvelope | null; errors: FieldError[] }> {
+    try {
+      this.validator.assert(EventEnvelope, raw, 'SCHEMA_VIOLATION', root);
+    } catch (error) {
+      if (error instanceof NexusError) return { envelope: null, errors: error.errors };
+      throw error;
+    }
+    const envelope = raw as EventEnvelope;
+    const match = DATASCHEMA.exec(envelope.dataschema);
+    if (!match || match[1] !== envelope.type) {
+      return {
+        envelope: null,
+        errors: [
+          {
+            pointer: `${root}/dataschema`,
+            detail: `must be /registry/subjects/${envelope.type}/versions/<n|latest>`,
+          },
+        ],
+      };
+    }
+    let validate;
+    try {
+      ({ validate } = await this.deps.registry.validatorFor(envelope.type, match[2]));
+    } catch (error) {
+      if (!(error instanceof RegistryError)) throw error;
+      const pointer = error.errorCode === 40401 ? `${root}/type` : `${root}/dataschema`;
+      return { envelope: null, errors: [{ pointer, detail: error.message }] };
+    }
+    if (!validate(envelope.data))
+      return { envelope: null, errors: toFieldErrors(validate.errors, `${root}/data`) };
+    return { envelope, errors: [] };
+  }
+}

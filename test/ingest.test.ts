@@ -1,0 +1,186 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Delivery, Subscription } from '../src/platform/bus/bus.js';
+import { hubShapes, startTestHub, type TestHub } from './support/hub.js';
+import { waitFor } from './support/targets.js';
+
+const saleSchema = {
+  type: 'object',
+  properties: {
+    store: { type: 'string' },
+    terminal: { type: 'string' },
+    transaction: { type: 'integer' },
+    businessDate: { type: 'string', format: 'date' },
+  },
+  required: ['store', 'terminal', 'transaction', 'businessDate'],
+  additionalProperties: false,
+};
+
+const sale = (id: string, data: Record<string, unknown> = {}) => ({
+  specversion: '1.0',
+  id,
+  source: '//pos/DE-BER-001/till-3',
+  type: 'pos.sale.recorded.v1',
+  subject: 'sale/DE-BER-001/3/1001',
+  time: '2026-11-28T09:15:00Z',
+  datacontenttype: 'application/json',
+  dataschema: '/registry/subjects/pos.sale.recorded.v1/versions/latest',
+  partitionkey: 'DE-BER-001',
+  market: 'DE',
+  data: {
+    store: 'DE-BER-001',
+    terminal: '3',
+    transaction: 1001,
+    businessDate: '2026-11-28',
+    ...data,
+  },
+});
+
+describe.each(hubShapes)('ingesting events from channel adapters: %s', (shape) => {
+  let t: TestHub;
+  const seen: Delivery[] = [];
+  let observer: Subscription;
+  const pointers = (json: unknown) =>
+    ((json as { errors?: Array<{ pointer: string }> }).errors ?? []).map((e) => e.pointer);
+
+  beforeAll(async () => {
+    t = await startTestHub(shape);
+    const registered = await t.request('POST', '/registry/subjects/pos.sale.recorded.v1/versions', {
+      body: { schema: JSON.stringify(saleSchema), schemaType: 'JSON' },
+    });
+    expect(registered.status).toBe(200);
+    observer = await t.hub.bus.subscribe(
+      { name: 'ingest-observer', filter: 'nexus.evt.*.pos.>' },
+      (d) => {
+        seen.push(d);
+        return Promise.resolve();
+      },
+    );
+  });
+  afterAll(async () => {
+    await observer.stop();
+    await t.dispose();
+  });
+
+  it('commits a valid event once, with its own id, and publishes it', async () => {
+    const first = await t.request('POST', '/v1/events', { body: sale('sale-1') });
+    expect(first.status).toBe(202);
+    expect(first.json).toEqual({ id: 'sale-1', duplicate: false });
+    const again = await t.request('POST', '/v1/events', {
+      raw: JSON.stringify(sale('sale-1')),
+      headers: { 'content-type': 'application/cloudevents+json' },
+    });
+    expect(again.json).toEqual({ id: 'sale-1', duplicate: true });
+    await waitFor(() => seen.length === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({
+      eventId: 'sale-1',
+      subject: 'nexus.evt.DE.pos.sale.recorded.v1',
+    });
+    expect(seen[0]!.envelope.source).toBe('//pos/DE-BER-001/till-3');
+  });
+
+  it('refuses an invalid event with pointers and changes nothing', async () => {
+    const bad = await t.request('POST', '/v1/events', {
+      body: sale('sale-2', { terminal: 3, extra: true }),
+    });
+    expect(bad.status).toBe(422);
+    expect(bad.json).toMatchObject({ code: 'SCHEMA_VIOLATION' });
+    expect(pointers(bad.json)).toEqual(expect.arrayContaining(['/data/terminal', '/data/extra']));
+    const unknownType = await t.request('POST', '/v1/events', {
+      body: {
+        ...sale('sale-3'),
+        type: 'pos.refund.recorded.v1',
+        dataschema: '/registry/subjects/pos.refund.recorded.v1/versions/1',
+      },
+    });
+    expect(pointers(unknownType.json)).toEqual(['/type']);
+    const wrongSchema = await t.request('POST', '/v1/events', {
+      body: { ...sale('sale-4'), dataschema: 'https://elsewhere' },
+    });
+    expect(pointers(wrongSchema.json)).toEqual(['/dataschema']);
+    const notAnEnvelope = await t.request('POST', '/v1/events', { body: { hello: 'world' } });
+    expect(pointers(notAnEnvelope.json)).toEqual(
+      expect.arrayContaining(['/id', '/type', '/hello']),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seen).toHaveLength(1);
+  });
+
+  it('keeps refused batch items as dead letters that can be inspected, fixed, replayed or discarded', async () => {
+    const batch = await t.request('POST', '/v1/events/batch', {
+      body: {
+        items: [
+          sale('sale-10'),
+          sale('sale-11', { transaction: 'x' }),
+          { id: 'junk' },
+          sale('sale-10'),
+        ],
+      },
+    });
+    expect(batch.status).toBe(200);
+    const report = batch.json as {
+      accepted: number;
+      duplicates: number;
+      rejected: Array<{
+        index: number;
+        id: string;
+        deadLetterId: string;
+        errors: Array<{ pointer: string }>;
+      }>;
+    };
+    expect(report.accepted).toBe(1);
+    expect(report.duplicates).toBe(1);
+    expect(report.rejected.map((r) => [r.index, r.id])).toEqual([
+      [1, 'sale-11'],
+      [2, 'junk'],
+    ]);
+    expect(report.rejected[0]!.errors.map((e) => e.pointer)).toEqual(['/items/1/data/transaction']);
+
+    const list = await t.request('GET', '/v1/dead-letters?consumer=ingest&status=open');
+    expect((list.json as { items: unknown[] }).items).toHaveLength(2);
+    const letterId = report.rejected[0]!.deadLetterId;
+    const letter = await t.request('GET', `/v1/dead-letters/${letterId}`);
+    expect(letter.json).toMatchObject({
+      consumer: 'ingest',
+      eventId: 'sale-11',
+      status: 'open',
+      envelope: { data: { transaction: 'x' } },
+    });
+
+    const stillBad = await t.request('POST', `/v1/dead-letters/${letterId}/replay`);
+    expect(stillBad.status).toBe(422);
+    expect(
+      (
+        await t.request('PUT', `/v1/dead-letters/${letterId}`, {
+          body: { envelope: sale('sale-11') },
+        })
+      ).status,
+    ).toBe(200);
+    const replayed = await t.request('POST', `/v1/dead-letters/${letterId}/replay`);
+    expect(replayed.json).toMatchObject({ status: 'replayed', attempts: 3 });
+    await waitFor(() => seen.some((d) => d.eventId === 'sale-11'));
+    expect((await t.request('POST', `/v1/dead-letters/${letterId}/replay`)).status).toBe(409);
+
+    const discarded = await t.request(
+      'POST',
+      `/v1/dead-letters/${report.rejected[1]!.deadLetterId}/discard`,
+    );
+    expect(discarded.json).toMatchObject({ status: 'discarded', eventId: 'junk' });
+    expect((await t.request('GET', '/v1/dead-letters?status=open')).json).toMatchObject({
+      items: [],
+    });
+  });
+
+  it('needs the events scopes', async () => {
+    const { secret } = await t.hub.services.access.create({
+      name: 'pos reader',
+      channel: 'pos',
+      scopes: ['catalog:read'],
+    });
+    expect(
+      (await t.request('POST', '/v1/events', { key: secret, body: sale('sale-99') })).status,
+    ).toBe(403);
+    expect((await t.request('GET', '/v1/dead-letters', { key: secret })).status).toBe(403);
+  });
+});
