@@ -172,6 +172,31 @@ describe.each(hubShapes)('ingesting events from channel adapters: %s', (shape) =
     });
   });
 
+  it("hands a consumer group's dead letter back to that group on replay", async () => {
+    const now = Date.now();
+    await t.hub.storage.db
+      .insertInto('dead_letters')
+      .values({
+        id: 'dl-group-1',
+        consumer: 'stock-projector',
+        event_id: 'e-1',
+        subject: 'nexus.evt.DE.pos.sale.recorded.v1',
+        envelope: JSON.stringify(sale('e-1')),
+        error: 'projector was down',
+        attempts: 5,
+        status: 'open',
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+    const r = await t.request('POST', '/v1/dead-letters/dl-group-1/replay');
+    expect(r.json).toMatchObject({ consumer: 'stock-projector', status: 'replay-requested' });
+    const listed = await t.request('GET', '/v1/dead-letters?status=replay-requested');
+    expect((listed.json as { items: Array<{ id: string }> }).items.map((l) => l.id)).toEqual([
+      'dl-group-1',
+    ]);
+  });
+
   it('needs the events scopes', async () => {
     const { secret } = await t.hub.services.access.create({
       name: 'pos reader',

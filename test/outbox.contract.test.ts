@@ -166,12 +166,13 @@ describe.each(busTargets)('transactional outbox: $name', (target) => {
     await commitEvents(3);
     const relay = new OutboxRelay(opened.storage, bus);
     await relay.drain();
+    let fixed = false;
     const group = new ConsumerGroup(
       { storage: opened.storage, bus, transactor },
       { name: 'picky', filter: 'nexus.evt.>', maxAttempts: 2, backoffMs: 5 },
       async (event, uow, delivery) => {
         const n = (event.data as { n: number }).n;
-        if (n === 1) throw new Error('cannot handle n=1');
+        if (n === 1 && !fixed) throw new Error('cannot handle n=1');
         await recordApplication(uow.trx, delivery.eventId, n);
       },
     );
@@ -188,6 +189,25 @@ describe.each(busTargets)('transactional outbox: $name', (target) => {
       status: 'open',
     });
     expect(JSON.parse(dead[0]!.envelope)).toMatchObject({ data: { n: 1 } });
+
+    // The cause is fixed and an operator asks for a replay (POST /v1/dead-letters/:id/replay):
+    // the group's active instance applies the event once and closes the letter.
+    fixed = true;
+    await opened.storage.db
+      .updateTable('dead_letters')
+      .set({ status: 'replay-requested' })
+      .execute();
+    group.start();
+    await waitFor(async () => (await applications()).length === 3, { timeoutMs: 5000 });
+    await waitFor(async () => {
+      const letter = await opened.storage.db
+        .selectFrom('dead_letters')
+        .selectAll()
+        .executeTakeFirstOrThrow();
+      return letter.status === 'replayed';
+    });
+    await group.stop();
+    expect((await applications()).map((a) => a.n)).toEqual([0, 2, 1]);
   });
 
   it('lets one process at a time be the active instance of a group', async () => {

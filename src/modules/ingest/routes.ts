@@ -59,7 +59,12 @@ export function ingestRoutes(app: FastifyInstance, service: IngestService): void
       querystring: Type.Object({
         consumer: Type.Optional(Type.String({ maxLength: 200 })),
         status: Type.Optional(
-          Type.Union([Type.Literal('open'), Type.Literal('replayed'), Type.Literal('discarded')]),
+          Type.Union([
+            Type.Literal('open'),
+            Type.Literal('replay-requested'),
+            Type.Literal('replayed'),
+            Type.Literal('discarded'),
+          ]),
         ),
         cursor: Type.Optional(Type.String({ maxLength: 64 })),
         limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),

@@ -167,16 +167,18 @@ export class IngestService {
     return this.deadLetter(id);
   }
 
-  /** Ingests the (fixed) event again; on failure the letter stays open with the new reasons. */
+  /**
+   * Ingests the (fixed) event again; on failure the letter stays open with the new reasons.
+   * A consumer group's letter is handed back to that group (status replay-requested): its
+   * active instance applies it within a second and marks it replayed, or open again.
+   */
   async replay(ctx: Context, id: string): Promise<DeadLetter> {
     const letter = await this.deadLetter(id);
     if (letter.status !== 'open')
       throw new NexusError('CONFLICT', `dead letter '${id}' is ${letter.status}`);
     if (letter.consumer !== INGEST) {
-      throw new NexusError(
-        'CONFLICT',
-        `dead letters of consumer '${letter.consumer}' are replayed by that consumer, not through this API`,
-      );
+      await updateDeadLetter(this.deps.db, id, { status: 'replay-requested' });
+      return this.deadLetter(id);
     }
     try {
       await this.ingest(ctx, letter.envelope);

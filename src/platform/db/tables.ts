@@ -45,7 +45,8 @@ export interface DeadLetterTable {
   envelope: string;
   error: string;
   attempts: number;
-  status: 'open' | 'replayed' | 'discarded';
+  /** replay-requested: an operator asked the owning consumer group to apply it again. */
+  status: 'open' | 'replay-requested' | 'replayed' | 'discarded';
   created_at: number;
   updated_at: number;
 }

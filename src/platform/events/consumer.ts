@@ -89,6 +89,7 @@ export class ConsumerGroup {
               this.deliver(d),
             );
             const lost = this.leadership.lost;
+            this.options.logger?.info({ consumer: this.options.name }, 'consumer: active');
             void lost.then(async () => {
               const sub = this.subscription;
               this.subscription = null;
@@ -97,6 +98,7 @@ export class ConsumerGroup {
             });
           }
         }
+        if (this.subscription) await this.replayRequested();
       } catch (error) {
         this.options.logger?.warn(
           { err: error, consumer: this.options.name },
@@ -114,6 +116,45 @@ export class ConsumerGroup {
         const timer = setTimeout(done, 1000);
         this.wake = done;
       });
+    }
+  }
+
+  /**
+   * Dead letters an operator asked to replay (after fixing the cause) are applied by the
+   * group's active instance, through the same inbox, so a replay never applies twice.
+   */
+  private async replayRequested(): Promise<void> {
+    const letters = await this.deps.storage.db
+      .selectFrom('dead_letters')
+      .selectAll()
+      .where('consumer', '=', this.options.name)
+      .where('status', '=', 'replay-requested')
+      .orderBy('id')
+      .limit(100)
+      .execute();
+    for (const letter of letters) {
+      const envelope = JSON.parse(letter.envelope) as EventEnvelope;
+      const delivery: Delivery = {
+        eventId: letter.event_id,
+        subject: letter.subject,
+        partitionKey: envelope.partitionkey,
+        envelope,
+        streamSeq: 0,
+        redelivered: true,
+      };
+      let status: 'replayed' | 'open' = 'replayed';
+      let error = letter.error;
+      try {
+        await this.applyOnce(delivery);
+      } catch (failure) {
+        status = 'open';
+        error = failure instanceof Error ? failure.message : String(failure);
+      }
+      await this.deps.storage.db
+        .updateTable('dead_letters')
+        .set({ status, error, attempts: letter.attempts + 1, updated_at: Date.now() })
+        .where('id', '=', letter.id)
+        .execute();
     }
   }
 
