@@ -54,24 +54,25 @@ export function findGtinOwners(
   );
 }
 
-/** Makes the SKU index of these products match their documents. */
+/**
+ * Makes the SKU index of these products match their documents. Plain SQL: every product
+ * write runs it, and the query builder's garbage shows in tail latency.
+ */
 export async function replaceSkus(db: Executor, changed: readonly Product[]): Promise<void> {
   if (changed.length === 0) return;
   await inChunks(
     changed.map((p) => p.id),
     async (chunk) => {
-      await skuDb(db).deleteFrom('skus').where('product_id', 'in', chunk).execute();
+      await sql`delete from skus where product_id in (${sql.join(chunk)})`.execute(db);
       return [];
     },
   );
   const rows = changed.flatMap((p) =>
-    p.skus.map((s) => ({ sku: s.sku, product_id: p.id, gtin: s.gtin ?? null, status: s.status })),
+    p.skus.map((s) => sql`(${s.sku}, ${p.id}, ${s.gtin ?? null}, ${s.status})`),
   );
   for (let i = 0; i < rows.length; i += 2000) {
-    await skuDb(db)
-      .insertInto('skus')
-      .values(rows.slice(i, i + 2000))
-      .execute();
+    await sql`insert into skus (sku, product_id, gtin, status)
+      values ${sql.join(rows.slice(i, i + 2000))}`.execute(db);
   }
 }
 
