@@ -162,9 +162,9 @@ durable consumer). The client runs on its own thread, one write at a time. Targe
 Where the embedded tail comes from (measured while building this): the hub thread serves the
 request, relays the event and runs the consumer; V8 garbage collections of 2-9 ms hit about
 1.4% of requests, which is exactly the p99. Moving WAL checkpoints off the thread (D14) and
-caching prepared statements took p99 from about 17 ms to about 5-6.5 ms. Four full runs of this
-benchmark as it stands (client thread, checkpoint worker) gave an embedded p99 of 6.3, 6.3,
-6.2 and 4.8 ms: the
+caching prepared statements took p99 from about 17 ms to about 5-6.5 ms. Five full runs of this
+benchmark with the client on its own thread and the checkpoint worker gave an embedded p99 of
+6.3, 6.3, 6.2, 4.8 and 6.2 ms (the last after moving the per-event SQL off the query builder): the
 target is not met reliably yet. Allocations per request (about 110-135 KB, mostly kysely's
 per-query execution path) are what is left to cut.
 
