@@ -9,7 +9,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import { NexusError } from '../model/errors.js';
-import { isUuid, uuidv7 } from '../model/ids.js';
+import { uuidv7 } from '../model/ids.js';
 import type { Context } from '../platform/context.js';
 import type { Executor } from '../platform/db/storage.js';
 import type { Logger } from '../platform/logging.js';
@@ -247,5 +247,3 @@ function sendProblem(
     .header('content-type', 'application/problem+json; charset=utf-8')
     .send(toProblem(error, request.id, request.url.split('?')[0]));
 }
-
-export { isUuid };

@@ -25,27 +25,30 @@ export interface SeedReport {
   keys: Array<{ name: string; channel: string; scopes: string[]; secret: string }>;
 }
 
+/** What a channel client of the demo may read. */
+const CHANNEL_READ = ['catalog:read', 'markets:read', 'locations:read'];
+
 /** One channel client per touchpoint, and one operator key. */
 const DEMO_KEYS: NewApiKey[] = [
   {
     name: 'demo web shop',
     channel: 'web',
-    scopes: ['catalog:read', 'markets:read', 'locations:read'],
+    scopes: CHANNEL_READ,
   },
   {
     name: 'demo mobile app',
     channel: 'app',
-    scopes: ['catalog:read', 'markets:read', 'locations:read'],
+    scopes: CHANNEL_READ,
   },
   {
     name: 'demo store POS',
     channel: 'pos',
-    scopes: ['catalog:read', 'markets:read', 'locations:read'],
+    scopes: CHANNEL_READ,
   },
   {
     name: 'demo customer service',
     channel: 'customer-service',
-    scopes: ['catalog:read', 'markets:read', 'locations:read'],
+    scopes: CHANNEL_READ,
   },
   { name: 'demo operator (all scopes)', channel: 'web', scopes: ['*'] },
 ];

@@ -50,19 +50,3 @@ export function toMinor(money: Money, pointer = '/amount'): bigint {
   const minor = BigInt(whole) * 10n ** BigInt(digits) + BigInt(fraction.padEnd(digits, '0') || '0');
   return money.amount.startsWith('-') ? -minor : minor;
 }
-
-export function fromMinor(minor: bigint, currency: string): Money {
-  const digits = minorUnits(currency);
-  const negative = minor < 0n;
-  const abs = (negative ? -minor : minor).toString().padStart(digits + 1, '0');
-  const whole = digits === 0 ? abs : abs.slice(0, abs.length - digits);
-  const fraction = digits === 0 ? '' : `.${abs.slice(abs.length - digits)}`;
-  return { currency, amount: `${negative ? '-' : ''}${whole}${fraction}` };
-}
-
-export function addMoney(a: Money, b: Money): Money {
-  if (a.currency !== b.currency) {
-    throw new NexusError('VALIDATION_FAILED', `cannot add ${a.currency} to ${b.currency}`);
-  }
-  return fromMinor(toMinor(a) + toMinor(b), a.currency);
-}

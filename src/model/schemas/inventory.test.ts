@@ -6,7 +6,7 @@ import {
   Reservation,
 } from './inventory.js';
 
-import { makeAjv, without } from '../../../test/support/schemas.js';
+import { expectRejected, makeAjv, without, type InvalidCase } from '../../../test/support/schemas.js';
 
 const ajv = makeAjv();
 const validateLevel = ajv.compile<InventoryLevel>(InventoryLevel);
@@ -36,13 +36,6 @@ const reservation: Reservation = {
   expiresAt: '2024-06-01T10:11:07Z',
   createdAt: '2024-06-01T09:41:07Z',
 };
-
-interface InvalidCase {
-  name: string;
-  data: unknown;
-  instancePath: string;
-  keyword: string;
-}
 
 const invalidLevels: InvalidCase[] = [
   {
@@ -162,15 +155,7 @@ describe('InventoryLevel schema', () => {
     expect(validateLevel(oversold), JSON.stringify(validateLevel.errors)).toBe(true);
   });
 
-  it.each(invalidLevels)(
-    'rejects $name at "$instancePath" ($keyword)',
-    ({ data, instancePath, keyword }) => {
-      expect(validateLevel(data)).toBe(false);
-      expect(validateLevel.errors).toContainEqual(
-        expect.objectContaining({ instancePath, keyword }),
-      );
-    },
-  );
+  it.each(invalidLevels)('rejects $name at "$instancePath" ($keyword)', (c) => expectRejected(validateLevel, c));
 });
 
 describe('Reservation schema', () => {
@@ -183,15 +168,7 @@ describe('Reservation schema', () => {
     expect(validateReservation({ ...minimal, status: 'committed' })).toBe(true);
   });
 
-  it.each(invalidReservations)(
-    'rejects $name at "$instancePath" ($keyword)',
-    ({ data, instancePath, keyword }) => {
-      expect(validateReservation(data)).toBe(false);
-      expect(validateReservation.errors).toContainEqual(
-        expect.objectContaining({ instancePath, keyword }),
-      );
-    },
-  );
+  it.each(invalidReservations)('rejects $name at "$instancePath" ($keyword)', (c) => expectRejected(validateReservation, c));
 });
 
 describe('InventoryMovementReason schema', () => {

@@ -37,12 +37,6 @@ export const registryErrors = {
       404,
       `Subject '${subject}' does not have subject-level compatibility configured`,
     ),
-  subjectLevelModeNotConfigured: (subject: string) =>
-    new RegistryError(
-      40409,
-      404,
-      `Subject '${subject}' does not have subject-level mode configured`,
-    ),
   incompatible: (subject: string, messages: readonly string[]) =>
     new RegistryError(
       409,
@@ -69,7 +63,6 @@ export const registryErrors = {
       `Invalid mode '${mode}'. Valid values are READWRITE, READONLY and IMPORT`,
     ),
   operationNotPermitted: (detail: string) => new RegistryError(42205, 422, detail),
-  referenceExists: (detail: string) => new RegistryError(42206, 422, detail),
   unauthorized: (detail: string) => new RegistryError(40101, 401, detail),
   forbidden: (detail: string) => new RegistryError(40301, 403, detail),
   badRequest: (detail: string) => new RegistryError(400, 400, detail),
