@@ -85,9 +85,15 @@ const result = spawnSync(
 if (existsSync(report)) {
   const summary = JSON.parse(readFileSync(report, 'utf8'));
   const skippedTests = summary.numPendingTests + summary.numTodoTests;
-  console.log(
-    `tests: ${summary.numPassedTests} passed, ${summary.numFailedTests} failed, ${skippedTests} skipped`,
+  // A file whose setup failed has no failed test of its own: count it as a failure too.
+  const brokenFiles = summary.testResults.filter(
+    (r) => r.status === 'failed' && r.assertionResults.every((a) => a.status !== 'failed'),
   );
+  for (const file of brokenFiles) {
+    console.error(`failed to run: ${file.name}: ${(file.message ?? '').split('\n')[0]}`);
+  }
+  const failed = summary.numFailedTests + brokenFiles.length;
+  console.log(`tests: ${summary.numPassedTests} passed, ${failed} failed, ${skippedTests} skipped`);
 }
 for (const line of skipped) console.error(`(skipped) ${line}`);
 rmSync(dir, { recursive: true, force: true });

@@ -68,7 +68,12 @@ function openStorage(config: Config): Storage {
 async function openBus(config: Config, storage: Storage): Promise<EventBus> {
   if (config.bus.kind === 'embedded') return openEmbeddedBus(storage);
   const { openNatsBus } = await import('./platform/bus/nats.js');
-  return openNatsBus({ url: config.bus.url, stream: config.bus.stream, name: 'nexus-hub' });
+  return openNatsBus({
+    url: config.bus.url,
+    stream: config.bus.stream,
+    subjectPrefix: config.bus.subjectPrefix,
+    name: 'nexus-hub',
+  });
 }
 
 /** Opens storage (migrating it), the bus, and wires every module. The one wiring point. */
@@ -110,7 +115,9 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     version: VERSION,
     events: canonical.describe(Object.keys(EVENT_DATA_SCHEMAS)),
     envelope: EventEnvelope,
-    ...(config.bus.kind === 'nats' ? { natsUrl: config.bus.url } : {}),
+    ...(config.bus.kind === 'nats'
+      ? { natsUrl: config.bus.url, subjectPrefix: config.bus.subjectPrefix }
+      : {}),
   });
   const validator = new SchemaValidator();
   const transactor = new Transactor(storage, canonical, validator, config.source);

@@ -58,6 +58,15 @@ describe('nexus CLI', () => {
       /^nexus: invalid configuration: http\.port must be integer \(in .*bad\.yaml\)$/,
     );
 
+    writeFileSync(
+      file,
+      "bus:\n  kind: nats\n  url: nats://127.0.0.1:4222\n  subjectPrefix: 'a..b'\n",
+    );
+    const union = await cli(['migrate', '--config', file], env);
+    expect(union.err[0]).toMatch(
+      /^nexus: invalid configuration: bus\.subjectPrefix must match pattern/,
+    );
+
     writeFileSync(file, 'http: [1, 2');
     const yaml = await cli(['migrate', '--config', file], env);
     expect(yaml.err[0]).toMatch(/^nexus: configuration file .* is not valid YAML/);

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { parse as parseYaml } from 'yaml';
 import { NexusError } from '../model/errors.js';
+import type { ErrorObject } from 'ajv/dist/2020.js';
 import { createAjv, toFieldErrors } from './validation.js';
 
 /** The hub's configuration: a file (nexus.config.yaml) overlaid by NEXUS_* environment variables. */
@@ -49,6 +50,10 @@ export const ConfigSchema = Type.Object(
             kind: Type.Literal('nats'),
             url: Type.String({ pattern: '^(nats|tls)://' }),
             stream: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]+$' })),
+            // Hubs (environments, tenants) sharing one NATS server each need their own.
+            subjectPrefix: Type.Optional(
+              Type.String({ pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$' }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -85,7 +90,7 @@ export type Config = Omit<RawConfig, 'storage' | 'bus'> & {
   storage:
     | { kind: 'sqlite'; file: string; synchronous: 'NORMAL' | 'FULL' }
     | { kind: 'postgres'; url: string; poolSize: number };
-  bus: { kind: 'embedded' } | { kind: 'nats'; url: string; stream: string };
+  bus: { kind: 'embedded' } | { kind: 'nats'; url: string; stream: string; subjectPrefix: string };
 };
 
 function withDefaults(raw: RawConfig): Config {
@@ -99,7 +104,12 @@ function withDefaults(raw: RawConfig): Config {
       : { kind: 'postgres' as const, url: raw.storage.url, poolSize: raw.storage.poolSize ?? 10 };
   const bus =
     raw.bus.kind === 'nats'
-      ? { kind: 'nats' as const, url: raw.bus.url, stream: raw.bus.stream ?? 'NEXUS_EVENTS' }
+      ? {
+          kind: 'nats' as const,
+          url: raw.bus.url,
+          stream: raw.bus.stream ?? 'NEXUS_EVENTS',
+          subjectPrefix: raw.bus.subjectPrefix ?? 'nexus.evt',
+        }
       : { kind: 'embedded' as const };
   return { ...raw, storage, bus };
 }
@@ -176,7 +186,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   options.overrides?.(raw);
   const validate = createAjv().compile(ConfigSchema);
   if (!validate(raw)) {
-    const [first] = toFieldErrors(validate.errors);
+    const [first] = toFieldErrors(relevantErrors(validate.errors ?? []));
     const setting = (first?.pointer ?? '/').slice(1).replace(/\//g, '.') || '(top level)';
     const envName = [...fromEnv.keys()].find((name) => setting.startsWith(envTarget(name)));
     const origin = envName
@@ -190,6 +200,21 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     );
   }
   return withDefaults(raw);
+}
+
+/**
+ * storage and bus are unions told apart by `kind`: report what is wrong in the branch the
+ * `kind` chose, not that the value fails some other branch.
+ */
+function relevantErrors(errors: readonly ErrorObject[]): ErrorObject[] {
+  const otherBranches = errors
+    .filter((e) => e.keyword === 'const' && e.instancePath.endsWith('/kind'))
+    .map((e) => e.schemaPath.replace(/properties\/kind\/const$/, ''));
+  const relevant = errors.filter(
+    (e) =>
+      e.keyword !== 'anyOf' && !otherBranches.some((branch) => e.schemaPath.startsWith(branch)),
+  );
+  return relevant.length > 0 ? relevant : [...errors];
 }
 
 function envTarget(name: string): string {

@@ -56,7 +56,10 @@ export async function startTestHub(
     overrides: (raw) => {
       raw.http = { port: 0 };
       raw.log = { level: 'silent' };
-      if (stream) (raw.bus as Record<string, unknown>).stream = stream;
+      // Own stream and wire prefix: test hubs share the machine's NATS server, and JetStream
+      // refuses two streams over the same subjects.
+      if (stream)
+        Object.assign(raw.bus as object, { stream, subjectPrefix: `${stream.toLowerCase()}.evt` });
       Object.assign(raw, extra);
     },
   });

@@ -113,6 +113,8 @@ export interface AsyncApiInput {
   envelope: object;
   /** NATS server URL(s) as the hub is configured, comma-separated; default `localhost:4222`. */
   natsUrl?: string;
+  /** Wire subject prefix the hub's NATS bus publishes under; default `nexus.evt`. */
+  subjectPrefix?: string;
 }
 
 export const CLOUDEVENTS_JSON = 'application/cloudevents+json';
@@ -237,6 +239,7 @@ function servers(natsUrl: string | undefined): Record<string, AsyncApiServer> {
 
 /** Builds the AsyncAPI 3.0.0 document for the given event types. */
 export function buildAsyncApi(input: AsyncApiInput): AsyncApiDocument {
+  const prefix = input.subjectPrefix ?? SUBJECT_PREFIX;
   const envelope = jsonCopy(input.envelope);
   const envelopeProperties = envelope.properties;
   if (
@@ -254,7 +257,7 @@ export function buildAsyncApi(input: AsyncApiInput): AsyncApiDocument {
       version: input.version,
       description:
         'Events published by the Nexus hub, as an integrator receives them. Each event type is a ' +
-        'channel `nexus.evt.{market}.<event type>`; `{market}` is the market code of the event or ' +
+        `channel \`${prefix}.{market}.<event type>\`; \`{market}\` is the market code of the event or ` +
         '`global`. Every message is a CloudEvents 1.0 envelope in structured JSON mode; its ' +
         "`data` matches the schema registered in the hub's schema registry under the event type " +
         "as subject (see `x-nexus-registry`, and the envelope's `dataschema`). Events about one " +
@@ -316,12 +319,12 @@ export function buildAsyncApi(input: AsyncApiInput): AsyncApiDocument {
     };
 
     doc.channels[key] = {
-      address: `${SUBJECT_PREFIX}.{${MARKET_PARAMETER}}.${type}`,
+      address: `${prefix}.{${MARKET_PARAMETER}}.${type}`,
       title,
       description:
         `Every \`${type}\` event. Subscribe to one market with ` +
-        `\`${SUBJECT_PREFIX}.DE.${type}\`, to events without a market with ` +
-        `\`${SUBJECT_PREFIX}.global.${type}\`, or to all with \`${SUBJECT_PREFIX}.*.${type}\`.`,
+        `\`${prefix}.DE.${type}\`, to events without a market with ` +
+        `\`${prefix}.global.${type}\`, or to all with \`${prefix}.*.${type}\`.`,
       parameters: { [MARKET_PARAMETER]: ref('components', 'parameters', MARKET_PARAMETER) },
       messages: { [key]: ref('components', 'messages', key) },
     };
