@@ -10,7 +10,14 @@ import { NexusError } from './model/errors.js';
 import { AccessService, accessRoutes } from './modules/access/index.js';
 import { CatalogService, catalogRoutes } from './modules/catalog/index.js';
 import { IngestService, ingestRoutes } from './modules/ingest/index.js';
+import {
+  AvailabilityFeed,
+  InventoryService,
+  ReservationExpiry,
+  inventoryRoutes,
+} from './modules/inventory/index.js';
 import { LocationsService, locationRoutes } from './modules/locations/index.js';
+import { createWebhooks, type WebhooksService } from './modules/webhooks/index.js';
 import { MarketsService, marketRoutes } from './modules/markets/index.js';
 import {
   buildAsyncApi,
@@ -48,7 +55,11 @@ export interface Hub {
     catalog: CatalogService;
     registry: RegistryService;
     ingest: IngestService;
+    inventory: InventoryService;
+    webhooks: WebhooksService;
   };
+  /** Live availability for server-sent-events clients (started by listen()). */
+  availabilityFeed: AvailabilityFeed;
   /** Starts the relay and housekeeping and listens; returns the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -133,6 +144,24 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   const locations = new LocationsService({ db: storage.db, transactor, markets });
   const catalog = new CatalogService({ db: storage.db, transactor, markets });
   const ingest = new IngestService({ db: storage.db, transactor, registry });
+  const inventory = new InventoryService({
+    db: storage.db,
+    dialect: storage.dialect,
+    transactor,
+    queue: {
+      maxBatch: config.inventory.reservationBatch,
+      concurrency:
+        config.inventory.reservationConcurrency || (storage.dialect === 'postgres' ? 2 : 1),
+    },
+  });
+  const availabilityFeed = new AvailabilityFeed(bus, inventory.sites, {
+    capacity: config.inventory.liveReplayCapacity,
+    logger,
+  });
+  const expiry = new ReservationExpiry(inventory, {
+    intervalMs: config.inventory.expiryIntervalMs,
+    logger,
+  });
 
   const outboxBacklog = async () => {
     const row = await storage.db
@@ -146,6 +175,14 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     outboxBacklog,
     eventsPublished: () => relay.status.published,
     relayLeader: () => relay.status.leader,
+  });
+  const webhooks = createWebhooks({
+    storage,
+    bus,
+    transactor,
+    logger,
+    metrics,
+    options: { source: config.source },
   });
 
   const readiness = {
@@ -205,12 +242,20 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       (app) => registryRoutes(app, registry, dependencyFailure),
       (app) => eventCatalogRoute(app, eventCatalog),
       (app) => ingestRoutes(app, ingest),
+      (app) => inventoryRoutes(app, inventory, availabilityFeed),
+      webhooks.routes,
     ],
   });
 
-  const housekeeping = new Housekeeping(storage, [() => purgeExpiredIdempotencyKeys(storage.db)], {
-    logger,
-  });
+  const housekeeping = new Housekeeping(
+    storage,
+    [
+      () => purgeExpiredIdempotencyKeys(storage.db),
+      // Finished webhook deliveries stay 30 days for the delivery log.
+      () => webhooks.service.purge(30 * 24 * 60 * 60 * 1000),
+    ],
+    { logger },
+  );
 
   return {
     config,
@@ -220,15 +265,31 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     transactor,
     relay,
     server,
-    services: { access, markets, locations, catalog, registry, ingest },
+    services: {
+      access,
+      markets,
+      locations,
+      catalog,
+      registry,
+      ingest,
+      inventory,
+      webhooks: webhooks.service,
+    },
+    availabilityFeed,
     async listen() {
       relay.start();
       housekeeping.start();
+      expiry.start();
+      await availabilityFeed.start();
+      webhooks.start();
       return server.listen({ host: config.http.host, port: config.http.port });
     },
     async close() {
       housekeeping.stop();
+      await expiry.stop();
+      await availabilityFeed.stop();
       await server.close();
+      await webhooks.stop();
       await relay.stop();
       await bus.close();
       await storage.close();

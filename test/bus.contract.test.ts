@@ -58,6 +58,30 @@ describe.each(busTargets)('bus contract: $name', (target) => {
     expect(seen[0]!.envelope.specversion).toBe('1.0');
   });
 
+  it('tails from now or from a stream position, filtered, without a group', async () => {
+    await bus.publish([message(1), message(2), message(3, 'market.updated.v1')]);
+    const fromNow: Delivery[] = [];
+    const live = await bus.tail({ filter: 'nexus.evt.*.product.>', after: 'now' }, (d) =>
+      fromNow.push(d),
+    );
+    await bus.publish([message(4), message(5, 'market.updated.v1'), message(6)]);
+    await waitFor(() => fromNow.length === 2);
+    expect(fromNow.map(dataN)).toEqual([4, 6]);
+
+    // A reconnecting reader resumes after the last position it saw (Last-Event-ID).
+    const resumed: Delivery[] = [];
+    const again = await bus.tail({ filter: 'nexus.evt.>', after: fromNow[0]!.streamSeq }, (d) =>
+      resumed.push(d),
+    );
+    await waitFor(() => resumed.length === 2);
+    expect(resumed.map(dataN)).toEqual([5, 6]);
+    await bus.publish([message(7)]);
+    await waitFor(() => resumed.length === 3 && fromNow.length === 3);
+    expect(resumed.map(dataN)).toEqual([5, 6, 7]);
+    await live.stop();
+    await again.stop();
+  });
+
   it('drops a re-published event id', async () => {
     const m = message(1);
     await bus.publish([m]);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,7 +87,7 @@ describe('nexus CLI', () => {
     const demo = await cli(['demo', '--skus', '60'], env);
     expect(demo.code).toBe(0);
     expect(demo.out[0]).toMatch(
-      /^Seeded 3 markets, 60 stores, 2 warehouses, \d+ products with 60 SKUs\.$/,
+      /^Seeded 3 markets, 60 stores, 2 warehouses, \d+ products with 60 SKUs, opening stock on \d+ SKU-locations\.$/,
     );
     const secrets = demo.out.join('\n').match(/nx_[a-z0-9]{8}_[A-Za-z0-9_-]{43}/g) ?? [];
     expect(secrets).toHaveLength(5);
@@ -128,6 +128,75 @@ describe('nexus CLI', () => {
     );
     expect(badScope.code).toBe(2);
     expect(badScope.err[0]).toContain('unknown scope(s): everything');
+  });
+});
+
+describe('nexus inventory import', () => {
+  let dir: string;
+  let env: Record<string, string>;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nexus-cli-inv-'));
+    env = { NEXUS_SQLITE_FILE: join(dir, 'nexus.db'), NEXUS_LOG_LEVEL: 'silent' };
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reconciles a legacy snapshot as cycle counts and reports rejected rows with reasons', async () => {
+    expect((await cli(['demo', '--skus', '60'], env)).code).toBe(0);
+    // What the demo stocked at the first warehouse, from the record itself.
+    const hub = await createHub(
+      (await import('../src/platform/config.js')).loadConfig({
+        env: { NEXUS_SQLITE_FILE: env.NEXUS_SQLITE_FILE!, NEXUS_LOG_LEVEL: 'silent' },
+      }),
+    );
+    const ctx = {
+      requestId: 'r',
+      actor: { kind: 'cli' as const, id: 't' },
+      scopes: new Set(['*']),
+    };
+    const warehouse = (
+      await hub.services.locations.list(ctx, { limit: 500, filters: { type: 'warehouse' } })
+    ).items[0]!.id;
+    const levels = (await hub.services.inventory.levelsAt(ctx, warehouse, 3)).items;
+    await hub.close();
+    const [a, b, c] = levels;
+    const file = join(dir, 'snapshot.csv');
+    writeFileSync(
+      file,
+      [
+        'SKU;Store;Qty',
+        `${a!.sku};${warehouse};${a!.onHand}`,
+        `${b!.sku};${warehouse};${b!.onHand - 3}`,
+        `${c!.sku};${warehouse};"${c!.onHand + 1}"`,
+        `${a!.sku};${warehouse};5`,
+        `NOPE-1;${warehouse};4`,
+        `${a!.sku};NOWHERE;4`,
+        `${b!.sku};${warehouse};-2`,
+        `${b!.sku};${warehouse};two`,
+        '',
+      ].join('\n'),
+    );
+    const r = await cli(['inventory', 'import', file, '--reference', 'legacy-2026-11-28'], env);
+    expect(r.code).toBe(3);
+    expect(r.out[0]).toBe(
+      `Imported ${file}: 8 rows; 1 matched the book, 2 corrected (4 units off in all), 5 rejected.`,
+    );
+    expect(r.err.slice(0, 5)).toEqual([
+      `  line 5: ${a!.sku} at ${warehouse} is on line 2 already`,
+      "  line 6: unknown SKU 'NOPE-1'",
+      "  line 7: unknown location 'NOWHERE'",
+      "  line 8: quantity '-2' is not a whole number of units (0 or more)",
+      "  line 9: quantity 'two' is not a whole number of units (0 or more)",
+    ]);
+    const rejected = readFileSync(`${file}.rejected.csv`, 'utf8').trim().split('\n');
+    expect(rejected).toHaveLength(6);
+    expect(rejected[2]).toBe(`6,"unknown SKU 'NOPE-1'","NOPE-1;${warehouse};4"`);
+
+    const noColumn = join(dir, 'bad.csv');
+    writeFileSync(noColumn, 'sku,amount\nA,1\n');
+    const bad = await cli(['inventory', 'import', noColumn], env);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toHaveLength(1);
+    expect(bad.err[0]).toContain('the header has no location column');
   });
 });
 

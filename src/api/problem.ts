@@ -20,8 +20,11 @@ export const ProblemSchema = Type.Object(
         }),
       ),
     ),
+    available: Type.Optional(
+      Type.Integer({ description: 'INSUFFICIENT_STOCK: units that could be had' }),
+    ),
   },
-  { $id: 'Problem', title: 'Problem' },
+  { $id: 'Problem', title: 'Problem', additionalProperties: true },
 );
 
 export interface Problem {
@@ -33,6 +36,7 @@ export interface Problem {
   code: string;
   requestId: string;
   errors?: FieldError[];
+  [extension: string]: unknown;
 }
 
 export const problemType = (code: string): string =>
@@ -40,6 +44,7 @@ export const problemType = (code: string): string =>
 
 export function toProblem(error: NexusError, requestId: string, instance?: string): Problem {
   const problem: Problem = {
+    ...error.extensions,
     type: problemType(error.code),
     title: ERROR_CODES[error.code].title,
     status: error.status,

@@ -214,6 +214,7 @@ async function authenticate(access: AccessService, request: FastifyRequest): Pro
     channel: key.channel,
     scopes,
     ...(chosenMarket === undefined ? {} : { market: chosenMarket }),
+    ...(key.markets ? { markets: key.markets } : {}),
   };
   request.ctx = ctx;
 }

@@ -13,6 +13,13 @@ export interface SeedTarget {
     locations: { bulkUpsert(ctx: Context, items: Location[]): Promise<UpsertResult[]> };
     catalog: { bulkUpsert(ctx: Context, items: Product[]): Promise<UpsertResult[]> };
     access: { create(input: NewApiKey): Promise<{ key: ApiKey; secret: string }> };
+    inventory: {
+      receive(
+        ctx: Context,
+        lines: Array<{ sku: string; locationId: string; quantity: number; reference?: string }>,
+        mode: 'all-or-nothing',
+      ): Promise<unknown>;
+    };
   };
 }
 
@@ -22,38 +29,65 @@ export interface SeedReport {
   warehouses: number;
   products: number;
   skus: number;
+  stockLines: number;
   keys: Array<{ name: string; channel: string; scopes: string[]; secret: string }>;
 }
 
 /** What a channel client of the demo may read. */
-const CHANNEL_READ = ['catalog:read', 'markets:read', 'locations:read'];
+const CHANNEL_READ = ['catalog:read', 'markets:read', 'locations:read', 'inventory:read'];
 
 /** One channel client per touchpoint, and one operator key. */
 const DEMO_KEYS: NewApiKey[] = [
   {
     name: 'demo web shop',
     channel: 'web',
-    scopes: CHANNEL_READ,
+    scopes: [...CHANNEL_READ, 'inventory:reserve'],
   },
   {
     name: 'demo mobile app',
     channel: 'app',
-    scopes: CHANNEL_READ,
+    scopes: [...CHANNEL_READ, 'inventory:reserve'],
   },
   {
     name: 'demo store POS',
     channel: 'pos',
-    scopes: CHANNEL_READ,
+    scopes: [...CHANNEL_READ, 'inventory:reserve', 'inventory:pos'],
   },
   {
     name: 'demo customer service',
     channel: 'customer-service',
-    scopes: CHANNEL_READ,
+    scopes: [...CHANNEL_READ, 'inventory:reserve'],
   },
   { name: 'demo operator (all scopes)', channel: 'web', scopes: ['*'] },
 ];
 
 const PRODUCT_BATCH = 100;
+const STOCK_BATCH = 5000;
+
+/**
+ * Opening stock: warehouses hold every SKU, each store about one SKU in six, a few units
+ * each. Deterministic (a fixed-seed generator), so every demo has the same numbers.
+ */
+function openingStock(
+  skus: readonly string[],
+  locations: ReadonlyArray<Pick<Location, 'id' | 'type'>>,
+): Array<{ sku: string; locationId: string; quantity: number; reference: string }> {
+  let seed = 20261128;
+  const next = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const lines = [];
+  for (const location of locations) {
+    for (const sku of skus) {
+      const warehouse = location.type === 'warehouse';
+      if (!warehouse && next() > 1 / 6) continue;
+      const quantity = warehouse ? 50 + Math.floor(next() * 450) : 1 + Math.floor(next() * 12);
+      lines.push({ sku, locationId: location.id, quantity, reference: 'demo opening stock' });
+    }
+  }
+  return lines;
+}
 
 /** Seeds the demo retailer through the services (so every write emits its event). */
 export async function seedDemo(
@@ -65,8 +99,16 @@ export async function seedDemo(
   const data = buildDemoRetailer(
     options.skuTarget === undefined ? {} : { skuTarget: options.skuTarget },
   );
+  const stock = openingStock(
+    data.products.flatMap((p) => p.skus.map((s) => s.sku)),
+    data.locations,
+  );
   const total =
-    data.markets.length + data.locations.length + data.products.length + DEMO_KEYS.length;
+    data.markets.length +
+    data.locations.length +
+    data.products.length +
+    stock.length +
+    DEMO_KEYS.length;
   let done = 0;
   const step = (n: number, label: string) => {
     done += n;
@@ -81,6 +123,11 @@ export async function seedDemo(
     await hub.services.catalog.bulkUpsert(ctx, batch);
     step(batch.length, 'products');
   }
+  for (let i = 0; i < stock.length; i += STOCK_BATCH) {
+    const batch = stock.slice(i, i + STOCK_BATCH);
+    await hub.services.inventory.receive(ctx, batch, 'all-or-nothing');
+    step(batch.length, 'opening stock');
+  }
   const keys: SeedReport['keys'] = [];
   for (const input of DEMO_KEYS) {
     const { key, secret } = await hub.services.access.create(input);
@@ -93,6 +140,7 @@ export async function seedDemo(
     warehouses: data.locations.filter((l) => l.type === 'warehouse').length,
     products: data.products.length,
     skus: data.products.reduce((n, p) => n + p.skus.length, 0),
+    stockLines: stock.length,
     keys,
   };
 }

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NexusError, isNexusError } from '../model/errors.js';
 import { systemContext } from '../platform/context.js';
@@ -6,6 +7,7 @@ import { loadConfig, type Config } from '../platform/config.js';
 import { createLogger, type Logger } from '../platform/logging.js';
 import type { ApiKey, NewApiKey } from '../modules/access/index.js';
 import { seedDemo, RETAILER_NAME, type SeedReport, type SeedTarget } from './demo.js';
+import { importSnapshot, type SnapshotTarget } from './snapshot.js';
 
 /** What the CLI needs of a hub; app.ts builds the real one. */
 export interface CliHub extends SeedTarget {
@@ -27,6 +29,7 @@ export interface CliHub extends SeedTarget {
       getVersion(subject: string, version: string): Promise<{ version: number; id: number }>;
       compatibility(subject?: string): Promise<string>;
     };
+    inventory: SeedTarget['services']['inventory'] & SnapshotTarget;
     markets: SeedTarget['services']['markets'] & {
       list(
         ctx: ReturnType<typeof systemContext>,
@@ -59,6 +62,10 @@ Usage:
   nexus keys create --name NAME --channel CHANNEL --scopes a,b [--markets DE,SE]
   nexus keys list [--all]
   nexus keys revoke ID
+  nexus inventory import FILE.csv [--reference REF] [--rejected OUT.csv]
+      Import a full stock snapshot from a legacy system (columns sku, location_id,
+      quantity). Rows are cycle counts: the book takes what was counted and the variance
+      is kept. Rejected rows go to OUT.csv (default FILE.rejected.csv) with their reason.
   nexus schema check --subject SUBJECT --file SCHEMA.json
       Test a proposed JSON Schema against the subject's registered versions under its
       compatibility level; prints the verdict and the reasons.
@@ -142,6 +149,8 @@ async function dispatch(argv: string[], createHub: HubFactory, io: Io): Promise<
       return keys(rest, createHub, io);
     case 'schema':
       return schema(rest, createHub, io);
+    case 'inventory':
+      return inventory(rest, createHub, io);
     default:
       throw new NexusError('VALIDATION_FAILED', `unknown command '${command}' (see nexus --help)`);
   }
@@ -255,7 +264,8 @@ async function seedWithProgress(hub: CliHub, io: Io, skuTarget?: number): Promis
 function printSeed(io: Io, report: SeedReport): void {
   io.out(
     `Seeded ${report.markets} markets, ${report.stores} stores, ${report.warehouses} warehouses, ` +
-      `${report.products} products with ${report.skus} SKUs.`,
+      `${report.products} products with ${report.skus} SKUs, ` +
+      `opening stock on ${report.stockLines} SKU-locations.`,
   );
   io.out('Channel API keys (shown once; store them now):');
   for (const key of report.keys) {
@@ -373,6 +383,80 @@ async function schema(argv: string[], createHub: HubFactory, io: Io): Promise<nu
       `Registered ${values.subject} version ${registered.version} (schema id ${id}) under ${level}.`,
     );
     return 0;
+  } finally {
+    await hub.close();
+  }
+}
+
+async function inventory(argv: string[], createHub: HubFactory, io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values, positionals } = parse(rest, {
+    reference: { type: 'string' },
+    rejected: { type: 'string' },
+  });
+  if (sub !== 'import' || positionals.length !== 1) {
+    throw new NexusError(
+      'VALIDATION_FAILED',
+      'use: nexus inventory import FILE.csv [--reference REF] (see nexus --help)',
+    );
+  }
+  const file = positionals[0]!;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new NexusError(
+      'VALIDATION_FAILED',
+      `cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+  const hub = await createHub(configFrom(values), { logger: quietLogger() });
+  try {
+    const reference =
+      typeof values.reference === 'string' ? values.reference : `snapshot:${basename(file)}`;
+    let report;
+    try {
+      report = await importSnapshot(
+        hub.services.inventory,
+        systemContext('cli:inventory-import', { actor: { kind: 'cli', id: 'inventory-import' } }),
+        text,
+        {
+          reference,
+          progress: (done, total) => {
+            const width = 30;
+            const filled = total === 0 ? width : Math.round((done / total) * width);
+            io.progress(
+              `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} rows`,
+            );
+          },
+        },
+      );
+    } catch (error) {
+      if (error instanceof NexusError) throw error;
+      throw new NexusError(
+        'VALIDATION_FAILED',
+        `${file}: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+    io.progress('\n');
+    io.out(
+      `Imported ${file}: ${report.rows} rows; ${report.matched} matched the book, ` +
+        `${report.corrected} corrected (${report.unitsOff} units off in all), ${report.rejected.length} rejected.`,
+    );
+    if (report.rejected.length === 0) return 0;
+    const out = typeof values.rejected === 'string' ? values.rejected : `${file}.rejected.csv`;
+    const quote = (v: string) => `"${v.replace(/"/g, '""')}"`;
+    writeFileSync(
+      out,
+      [
+        'line,reason,row',
+        ...report.rejected.map((r) => `${r.line},${quote(r.reason)},${quote(r.text)}`),
+      ].join('\n') + '\n',
+    );
+    for (const r of report.rejected.slice(0, 10)) io.err(`  line ${r.line}: ${r.reason}`);
+    if (report.rejected.length > 10) io.err(`  ... and ${report.rejected.length - 10} more`);
+    io.err(`Rejected rows with their reasons: ${out}`);
+    return 3;
   } finally {
     await hub.close();
   }

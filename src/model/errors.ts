@@ -21,6 +21,12 @@ export const ERROR_CODES = {
   IDEMPOTENCY_KEY_INVALID: { status: 400, title: 'Idempotency-Key header is invalid' },
   SERVICE_UNAVAILABLE: { status: 503, title: 'A dependency of the hub is unavailable' },
   SCHEMA_VIOLATION: { status: 422, title: 'Payload does not match its registered schema' },
+  INSUFFICIENT_STOCK: { status: 409, title: 'Not enough stock available' },
+  RESERVATION_EXPIRED: { status: 409, title: 'The reservation has expired' },
+  RESERVATION_NOT_ACTIVE: {
+    status: 409,
+    title: 'The reservation was already committed, released or expired',
+  },
   CONFIG_INVALID: { status: 500, title: 'Configuration is invalid' },
   INTERNAL: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;
@@ -39,17 +45,24 @@ export class NexusError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly errors: FieldError[];
+  /** Extra members of the problem document, e.g. `available` on INSUFFICIENT_STOCK. */
+  readonly extensions: Readonly<Record<string, unknown>>;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { errors?: FieldError[]; cause?: unknown } = {},
+    options: {
+      errors?: FieldError[];
+      cause?: unknown;
+      extensions?: Record<string, unknown>;
+    } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'NexusError';
     this.code = code;
     this.status = ERROR_CODES[code].status;
     this.errors = options.errors ?? [];
+    this.extensions = options.extensions ?? {};
   }
 }
 

@@ -1,5 +1,6 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import { schemaId } from './schemas/common.js';
+import { InventoryLevelChanged, Reservation } from './schemas/inventory.js';
 import { LocationResource } from './schemas/location.js';
 import { MarketResource } from './schemas/market.js';
 import { ProductResource } from './schemas/product.js';
@@ -28,6 +29,11 @@ export const EVENT_DATA_SCHEMAS = {
   'product.created.v1': ProductResource,
   'product.updated.v1': ProductResource,
   'product.deleted.v1': Deleted('product', 'id'),
+  'inventory.level.changed.v1': InventoryLevelChanged,
+  'inventory.reservation.created.v1': Reservation,
+  'inventory.reservation.committed.v1': Reservation,
+  'inventory.reservation.released.v1': Reservation,
+  'inventory.reservation.expired.v1': Reservation,
 } as const satisfies Record<string, TSchema>;
 
 export type EventType = keyof typeof EVENT_DATA_SCHEMAS;

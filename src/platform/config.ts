@@ -68,6 +68,19 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    inventory: Type.Object(
+      {
+        /** Most reservations decided in one transaction (group commit). */
+        reservationBatch: Type.Integer({ minimum: 1, maximum: 5000, default: 256 }),
+        /** Reservation transactions in flight at once per process; 0 = by database (1 SQLite, 2 PostgreSQL). */
+        reservationConcurrency: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
+        /** How often lapsed reservations are looked for. */
+        expiryIntervalMs: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000 }),
+        /** Availability changes kept in memory for reconnecting live clients. */
+        liveReplayCapacity: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 10_000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     log: Type.Object(
       {
         level: Type.Union(

@@ -17,6 +17,8 @@ export interface Context {
   readonly actor: Actor;
   readonly scopes: ReadonlySet<string>;
   readonly market?: string;
+  /** Markets the caller may act for; absent means every market. */
+  readonly markets?: readonly string[];
   readonly channel?: Channel;
   readonly traceparent?: string;
 }
@@ -29,3 +31,7 @@ export function systemContext(name: string, overrides: Partial<Context> = {}): C
     ...overrides,
   };
 }
+
+/** Whether the caller may act for (or read) a market. */
+export const mayActFor = (ctx: Context, marketCode: string): boolean =>
+  ctx.markets === undefined || ctx.markets.includes(marketCode);

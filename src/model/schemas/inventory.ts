@@ -63,9 +63,72 @@ export const Reservation = Type.Object(
     marketCode: Type.Optional(MarketCode),
     reference: Type.Optional(ReservationReference),
     status: Type.Union(RESERVATION_STATUSES.map((s) => Type.Literal(s))),
+    statusReason: Type.Optional(
+      Type.String({
+        maxLength: 500,
+        description: 'Why it was released or expired, e.g. cancelled or stock-shortfall',
+      }),
+    ),
     expiresAt: Type.Optional(Timestamp),
     createdAt: Timestamp,
+    updatedAt: Type.Optional(Timestamp),
   },
   { $id: schemaId('reservation', 1), title: 'Reservation', additionalProperties: false },
 );
 export type Reservation = Static<typeof Reservation>;
+
+/** On hand, reserved, safety stock and available at one moment. */
+export const StockFigures = Type.Object(
+  {
+    onHand: Type.Integer(),
+    reserved: Type.Integer({ minimum: 0 }),
+    safetyStock: Type.Integer({ minimum: 0 }),
+    available: Type.Integer({ description: 'onHand - reserved - safetyStock' }),
+  },
+  { additionalProperties: false },
+);
+export type StockFigures = Static<typeof StockFigures>;
+
+export const LEVEL_CHANGE_KINDS = ['movement', 'reservation', 'safety-stock'] as const;
+
+/** One cause of a level change: a ledger movement, a reservation step or a new safety stock. */
+export const LevelChangeCause = Type.Object(
+  {
+    kind: Type.Union(LEVEL_CHANGE_KINDS.map((k) => Type.Literal(k))),
+    /** Movement reason (sale, receipt, ...) or reservation status (active, committed, ...). */
+    reason: Type.String({ minLength: 1, maxLength: 40 }),
+    /** Signed change of onHand (movement), reserved (reservation) or safetyStock. */
+    quantity: Type.Integer(),
+    id: Type.Optional(Type.String({ description: 'Movement or reservation id' })),
+  },
+  { additionalProperties: false },
+);
+export type LevelChangeCause = Static<typeof LevelChangeCause>;
+
+/**
+ * Data of `inventory.level.changed.v1`: the stock of one SKU at one location before and after
+ * one committed transaction, with every cause that transaction applied in order.
+ */
+export const InventoryLevelChanged = Type.Object(
+  {
+    sku: Identifier('Stock keeping unit code'),
+    locationId: Identifier('Location holding the stock'),
+    marketCode: MarketCode,
+    before: StockFigures,
+    after: StockFigures,
+    version: Type.Integer({ minimum: 1 }),
+    changedAt: Timestamp,
+    causes: Type.Array(LevelChangeCause, { minItems: 1 }),
+    flags: Type.Optional(
+      Type.Array(Type.Literal('negative-stock'), {
+        description: 'negative-stock: on hand went below zero where the location allows it',
+      }),
+    ),
+  },
+  {
+    $id: schemaId('inventory-level-changed', 1),
+    title: 'InventoryLevelChanged',
+    additionalProperties: false,
+  },
+);
+export type InventoryLevelChanged = Static<typeof InventoryLevelChanged>;

@@ -135,6 +135,20 @@ const PRODUCT = {
   ...META,
 };
 
+const RESERVATION = {
+  id: 'R-1',
+  sku: 'P-1000-42',
+  locationId: 'DE-BER-001',
+  quantity: 1,
+  channel: 'web',
+  marketCode: 'DE',
+  reference: { type: 'cart', id: 'cart-77' },
+  status: 'active',
+  expiresAt: '2026-11-28T10:15:00.000Z',
+  createdAt: '2026-11-28T10:00:00.000Z',
+  updatedAt: '2026-11-28T10:00:00.000Z',
+};
+
 /** One valid event per type: the draft a service would hand to the unit of work. */
 const SAMPLES: Record<EventType, { subject: string; market?: string; data: unknown }> = {
   'market.created.v1': { subject: 'market/DE', market: 'DE', data: MARKET },
@@ -150,6 +164,40 @@ const SAMPLES: Record<EventType, { subject: string; market?: string; data: unkno
   'product.created.v1': { subject: 'product/P-1000', data: PRODUCT },
   'product.updated.v1': { subject: 'product/P-1000', data: PRODUCT },
   'product.deleted.v1': { subject: 'product/P-1000', data: { id: 'P-1000', version: 4 } },
+  'inventory.level.changed.v1': {
+    subject: 'inventory/P-1000-42@DE-BER-001',
+    market: 'DE',
+    data: {
+      sku: 'P-1000-42',
+      locationId: 'DE-BER-001',
+      marketCode: 'DE',
+      before: { onHand: 5, reserved: 1, safetyStock: 0, available: 4 },
+      after: { onHand: 5, reserved: 2, safetyStock: 0, available: 3 },
+      version: 7,
+      changedAt: '2026-11-28T10:00:00.000Z',
+      causes: [{ kind: 'reservation', reason: 'active', quantity: 1, id: 'R-1' }],
+    },
+  },
+  'inventory.reservation.created.v1': {
+    subject: 'reservation/R-1',
+    market: 'DE',
+    data: RESERVATION,
+  },
+  'inventory.reservation.committed.v1': {
+    subject: 'reservation/R-1',
+    market: 'DE',
+    data: { ...RESERVATION, status: 'committed' },
+  },
+  'inventory.reservation.released.v1': {
+    subject: 'reservation/R-1',
+    market: 'DE',
+    data: { ...RESERVATION, status: 'released', statusReason: 'cancelled' },
+  },
+  'inventory.reservation.expired.v1': {
+    subject: 'reservation/R-1',
+    market: 'DE',
+    data: { ...RESERVATION, status: 'expired', statusReason: 'lapsed' },
+  },
 };
 
 function sampleEnvelope(type: EventType, data: unknown = SAMPLES[type].data) {
@@ -282,8 +330,10 @@ describe('buildAsyncApi', () => {
       expect(validate(sampleEnvelope(type, { ...data, unknownField: true }))).toBe(false);
       expect(validate.errors?.some((e) => e.instancePath === '/data')).toBe(true);
 
-      expect(validate(sampleEnvelope(type, { ...data, version: 0 }))).toBe(false);
-      expect(validate.errors?.some((e) => e.instancePath === '/data/version')).toBe(true);
+      // Every data schema has a positive integer: a resource's version, a reservation's quantity.
+      const field = 'version' in data ? 'version' : 'quantity';
+      expect(validate(sampleEnvelope(type, { ...data, [field]: 0 }))).toBe(false);
+      expect(validate.errors?.some((e) => e.instancePath === `/data/${field}`)).toBe(true);
 
       expect(validate(sampleEnvelope(type, 'not an object'))).toBe(false);
     });

@@ -31,6 +31,13 @@ export interface ConsumerOptions {
   startAt?: 'earliest' | 'latest';
 }
 
+export interface TailOptions {
+  /** One subject pattern, NATS wildcards. */
+  filter: string;
+  /** Deliver messages after this stream sequence; 'now' = only messages published from now on. */
+  after: number | 'now';
+}
+
 export interface Subscription {
   /** Stops after the handler call in flight (if any) settles. */
   stop(): Promise<void>;
@@ -55,6 +62,13 @@ export interface EventBus {
     options: ConsumerOptions,
     handler: (delivery: Delivery) => Promise<void>,
   ): Promise<Subscription>;
+  /**
+   * An ephemeral reader for live streams (server-sent events): no group, no position kept, no
+   * acks; delivers in stream order from `after`. Resolves once the reader is in place, so
+   * every message published after that is delivered. Redelivery of a handler failure is not
+   * attempted: the handler must not throw.
+   */
+  tail(options: TailOptions, handler: (delivery: Delivery) => void): Promise<Subscription>;
   /** Throws when the bus cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -9,6 +9,7 @@ import {
   type EventBus,
   type OutgoingMessage,
   type Subscription,
+  type TailOptions,
 } from './bus.js';
 
 export interface EmbeddedBusOptions {
@@ -142,6 +143,81 @@ export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = 
     return subscription;
   }
 
+  async function tail(
+    options: TailOptions,
+    handler: (delivery: Delivery) => void,
+  ): Promise<Subscription> {
+    let position =
+      options.after === 'now'
+        ? Number(
+            (
+              await db
+                .selectFrom('bus_messages')
+                .select((eb) => eb.fn.max('seq').as('seq'))
+                .executeTakeFirst()
+            )?.seq ?? 0,
+          )
+        : options.after;
+    let stopped = false;
+    let pending = false;
+    let wake: () => void = () => undefined;
+    const waker = () => {
+      pending = true;
+      wake();
+    };
+    wakers.add(waker);
+    const loop = (async () => {
+      while (!stopped) {
+        try {
+          const { rows } = await sql<BusMessageTable & { seq: number }>`
+            select seq, event_id, subject, partition_key, envelope from bus_messages
+            where seq > ${position} order by seq limit ${batchSize}`.execute(db);
+          for (const row of rows) {
+            if (stopped) break;
+            position = row.seq;
+            if (!subjectMatches(options.filter, row.subject)) continue;
+            handler({
+              eventId: row.event_id,
+              subject: row.subject,
+              partitionKey: row.partition_key,
+              envelope: JSON.parse(row.envelope) as EventEnvelope,
+              streamSeq: row.seq,
+              redelivered: false,
+            });
+          }
+          if (rows.length === batchSize) continue;
+        } catch {
+          // Unreachable database: keep the position and look again shortly.
+        }
+        if (pending) {
+          pending = false;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, pollIntervalMs);
+          function done() {
+            clearTimeout(timer);
+            wake = () => undefined;
+            resolve();
+          }
+          wake = done;
+        });
+        pending = false;
+      }
+    })();
+    const subscription: Subscription = {
+      async stop() {
+        stopped = true;
+        wake();
+        wakers.delete(waker);
+        await loop;
+        subscriptions.delete(subscription);
+      },
+    };
+    subscriptions.add(subscription);
+    return subscription;
+  }
+
   async function loadPosition(consumer: ConsumerOptions): Promise<number> {
     const existing = await db
       .selectFrom('bus_consumers')
@@ -188,6 +264,7 @@ export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = 
     kind: 'embedded',
     publish,
     subscribe,
+    tail,
     ping: () => storage.ping(),
     async close() {
       await Promise.all([...subscriptions].map((s) => s.stop()));

@@ -28,6 +28,7 @@ import {
   type EventBus,
   type OutgoingMessage,
   type Subscription,
+  type TailOptions,
 } from './bus.js';
 
 export interface NatsBusOptions {
@@ -315,6 +316,55 @@ export async function openNatsBus(options: NatsBusOptions): Promise<NatsEventBus
       return subscription;
     };
 
+    const tails = new Set<Subscription>();
+    const tail = async (
+      options: TailOptions,
+      handler: (delivery: Delivery) => void,
+    ): Promise<Subscription> => {
+      if (closed) throw new Error('the NATS bus is closed');
+      // 'now' as a sequence, so the reader provably starts right after what exists already.
+      const after =
+        options.after === 'now'
+          ? (await jsm.streams.info(settings.stream)).state.last_seq
+          : options.after;
+      // An ordered consumer: ephemeral, flow-controlled, recreated by the client on gaps.
+      const consumer = await js.consumers.get(settings.stream, {
+        filter_subjects: mapping.filterToWire(options.filter),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: after + 1,
+      });
+      const messages = await consumer.consume();
+      let stopped = false;
+      const loop = (async () => {
+        for await (const m of messages) {
+          if (stopped) break;
+          try {
+            const envelope = JSON.parse(decoder.decode(m.data)) as EventEnvelope;
+            handler({
+              eventId: m.headers?.get(MSG_ID_HEADER) || envelope.id,
+              subject: mapping.fromWire(m.subject),
+              partitionKey: m.headers?.get(PARTITION_KEY_HEADER) || envelope.partitionkey,
+              envelope,
+              streamSeq: m.seq,
+              redelivered: false,
+            });
+          } catch {
+            // Not an event of ours (or a handler bug): a live stream skips it, never stalls.
+          }
+        }
+      })().catch(() => undefined);
+      const subscription: Subscription = {
+        async stop() {
+          stopped = true;
+          tails.delete(subscription);
+          await messages.close().catch(() => undefined);
+          await loop;
+        },
+      };
+      tails.add(subscription);
+      return subscription;
+    };
+
     const ping = async (): Promise<void> => {
       if (nc.isClosed()) throw new Error('the NATS connection is closed');
       await pingJsm.streams.info(settings.stream);
@@ -323,7 +373,7 @@ export async function openNatsBus(options: NatsBusOptions): Promise<NatsEventBus
     const close = async (): Promise<void> => {
       if (closed) return;
       closed = true;
-      await Promise.all([...subscriptions].map((s) => s.stop()));
+      await Promise.all([...subscriptions, ...tails].map((s) => s.stop()));
       if (!nc.isClosed()) await nc.drain();
       await statusLoop;
     };
@@ -337,7 +387,7 @@ export async function openNatsBus(options: NatsBusOptions): Promise<NatsEventBus
       await statusLoop;
     };
 
-    return { kind: 'nats', publish, subscribe, ping, close, abort };
+    return { kind: 'nats', publish, subscribe, tail, ping, close, abort };
   } catch (error) {
     await nc.close().catch(() => undefined);
     throw error;

@@ -12,3 +12,10 @@ export const isUniqueViolation = (error: unknown): boolean =>
   ['SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY', '23505'].includes(
     codeOf(error) ?? '',
   );
+
+/**
+ * PostgreSQL gave up on a transaction that a retry may well complete: a deadlock between
+ * transactions that lock rows in different orders, or a serialization failure.
+ */
+export const isRetryableConflict = (error: unknown): boolean =>
+  ['40P01', '40001'].includes(codeOf(error) ?? '');

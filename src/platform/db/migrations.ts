@@ -236,6 +236,221 @@ const steps: Record<string, Step> = {
       .addPrimaryKeyConstraint('registry_settings_pk', ['subject', 'kind'])
       .execute();
   },
+
+  '0006_inventory': async (db, dialect) => {
+    // The authoritative stock record. The CHECK is the last line of defence of "never
+    // oversell": whatever a bug in the service did, the database refuses reserved > on hand.
+    await db.schema
+      .createTable('inventory_levels')
+      .addColumn('sku', 'text', (c) => c.notNull())
+      .addColumn('location_id', 'text', (c) => c.notNull())
+      .addColumn('on_hand', int64, (c) => c.notNull())
+      .addColumn('reserved', int64, (c) => c.notNull())
+      .addColumn('safety_stock', int64, (c) => c.notNull())
+      .addColumn('version', int64, (c) => c.notNull())
+      .addColumn('updated_at', int64, (c) => c.notNull())
+      .addPrimaryKeyConstraint('inventory_levels_pk', ['sku', 'location_id'])
+      .addCheckConstraint(
+        'inventory_levels_never_oversold',
+        sql`reserved >= 0 and safety_stock >= 0 and (reserved = 0 or reserved <= on_hand)`,
+      )
+      .execute();
+    await db.schema
+      .createIndex('inventory_levels_location')
+      .on('inventory_levels')
+      .columns(['location_id', 'sku'])
+      .execute();
+
+    // The movement ledger: append-only, one row per change of on-hand stock.
+    await db.schema
+      .createTable('inventory_movements')
+      .addColumn('seq', serialKey(dialect), (c) =>
+        dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+      )
+      .addColumn('id', 'text', (c) => c.notNull().unique())
+      .addColumn('sku', 'text', (c) => c.notNull())
+      .addColumn('location_id', 'text', (c) => c.notNull())
+      .addColumn('reason', 'text', (c) => c.notNull())
+      .addColumn('delta', int64, (c) => c.notNull())
+      .addColumn('on_hand_after', int64, (c) => c.notNull())
+      .addColumn('reserved_after', int64, (c) => c.notNull())
+      // Cycle counts: what was counted and how far the book was off (inventory accuracy KPI).
+      .addColumn('counted', int64)
+      .addColumn('variance', int64)
+      .addColumn('reference', 'text')
+      .addColumn('note', 'text')
+      // Set when the movement took on-hand stock below zero (allowed at some locations).
+      .addColumn('flagged', 'text')
+      .addColumn('actor', 'text', (c) => c.notNull())
+      .addColumn('channel', 'text')
+      .addColumn('occurred_at', int64, (c) => c.notNull())
+      .addColumn('recorded_at', int64, (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('inventory_movements_item')
+      .on('inventory_movements')
+      .columns(['sku', 'location_id', 'seq'])
+      .execute();
+    await db.schema
+      .createIndex('inventory_movements_reason')
+      .on('inventory_movements')
+      .columns(['reason', 'recorded_at'])
+      .execute();
+
+    await db.schema
+      .createTable('inventory_reservations')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('sku', 'text', (c) => c.notNull())
+      .addColumn('location_id', 'text', (c) => c.notNull())
+      .addColumn('quantity', int64, (c) => c.notNull())
+      .addColumn('channel', 'text', (c) => c.notNull())
+      .addColumn('market_code', 'text')
+      .addColumn('reference_type', 'text')
+      .addColumn('reference_id', 'text')
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('status_reason', 'text')
+      .addColumn('expires_at', int64)
+      .addColumn('actor', 'text', (c) => c.notNull())
+      .addColumn('created_at', int64, (c) => c.notNull())
+      .addColumn('updated_at', int64, (c) => c.notNull())
+      .execute();
+    // The expiry sweep reads only active reservations with an expiry, oldest first.
+    await db.schema
+      .createIndex('inventory_reservations_expiry')
+      .on('inventory_reservations')
+      .columns(['status', 'expires_at'])
+      .execute();
+    await db.schema
+      .createIndex('inventory_reservations_item')
+      .on('inventory_reservations')
+      .columns(['sku', 'location_id', 'status'])
+      .execute();
+
+    await db.schema
+      .createTable('inventory_transfers')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('sku', 'text', (c) => c.notNull())
+      .addColumn('from_location', 'text', (c) => c.notNull())
+      .addColumn('to_location', 'text', (c) => c.notNull())
+      .addColumn('quantity', int64, (c) => c.notNull())
+      .addColumn('received_quantity', int64)
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('reference', 'text')
+      .addColumn('shipped_at', int64, (c) => c.notNull())
+      .addColumn('received_at', int64)
+      .execute();
+    await db.schema
+      .createIndex('inventory_transfers_status')
+      .on('inventory_transfers')
+      .columns(['status', 'to_location'])
+      .execute();
+
+    // Sales a POS reported, by the POS's own sale id: replays of an offline batch apply once.
+    await db.schema
+      .createTable('inventory_pos_sales')
+      .addColumn('location_id', 'text', (c) => c.notNull())
+      .addColumn('sale_id', 'text', (c) => c.notNull())
+      .addColumn('occurred_at', int64, (c) => c.notNull())
+      .addColumn('received_at', int64, (c) => c.notNull())
+      .addColumn('lines', 'integer', (c) => c.notNull())
+      // applied, or rejected with its reason (kept: a corrected replay may apply it later).
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('reason', 'text')
+      .addColumn('doc', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('inventory_pos_sales_pk', ['location_id', 'sale_id'])
+      .execute();
+
+    // Per market and channel: which locations serve it and what each keeps back.
+    await db.schema
+      .createTable('inventory_channel_policies')
+      .addColumn('market_code', 'text', (c) => c.notNull())
+      .addColumn('channel', 'text', (c) => c.notNull())
+      .addColumn('doc', 'text', (c) => c.notNull())
+      .addColumn('updated_at', int64, (c) => c.notNull())
+      .addPrimaryKeyConstraint('inventory_channel_policies_pk', ['market_code', 'channel'])
+      .execute();
+  },
+
+  '0007_webhooks': async (db, dialect) => {
+    await db.schema
+      .createTable('webhook_subscriptions')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('url', 'text', (c) => c.notNull())
+      .addColumn('description', 'text', (c) => c.notNull())
+      .addColumn('event_types', 'text')
+      .addColumn('subject_filter', 'text')
+      .addColumn('markets', 'text')
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('status_reason', 'text')
+      .addColumn('schema_versions', 'text')
+      .addColumn('format', 'text', (c) => c.notNull())
+      // As is for now: it must be recoverable to sign. Issue 5's vault will encrypt it.
+      .addColumn('secret', 'text', (c) => c.notNull())
+      .addColumn('previous_secret', 'text')
+      .addColumn('previous_secret_expires_at', int64)
+      // Dispatch lease: which dispatcher sends this subscription's deliveries, until when.
+      .addColumn('lease_owner', 'text')
+      .addColumn('lease_until', int64)
+      .addColumn('created_at', int64, (c) => c.notNull())
+      .addColumn('updated_at', int64, (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('webhook_deliveries')
+      // seq orders one subscription's deliveries (fan-out order), whichever process inserted.
+      .addColumn('seq', serialKey(dialect), (c) =>
+        dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+      )
+      .addColumn('id', 'text', (c) => c.notNull().unique())
+      .addColumn('subscription_id', 'text', (c) =>
+        c.notNull().references('webhook_subscriptions.id').onDelete('cascade'),
+      )
+      .addColumn('event_id', 'text', (c) => c.notNull())
+      .addColumn('event_type', 'text', (c) => c.notNull())
+      .addColumn('subject', 'text', (c) => c.notNull())
+      .addColumn('envelope', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull())
+      .addColumn('retry_from', 'integer', (c) => c.notNull())
+      .addColumn('next_attempt_at', int64, (c) => c.notNull())
+      .addColumn('last_status_code', 'integer')
+      .addColumn('last_error', 'text')
+      .addColumn('created_at', int64, (c) => c.notNull())
+      .addColumn('updated_at', int64, (c) => c.notNull())
+      .addUniqueConstraint('webhook_deliveries_event', ['subscription_id', 'event_id'])
+      .execute();
+    // The dispatcher only reads the head (oldest open delivery) of each subscription's queue.
+    await db.schema
+      .createIndex('webhook_deliveries_open')
+      .on('webhook_deliveries')
+      .columns(['subscription_id', 'seq'])
+      .where(sql.ref('status'), 'in', sql`('pending', 'failed')`)
+      .execute();
+    await db.schema
+      .createIndex('webhook_deliveries_log')
+      .on('webhook_deliveries')
+      .columns(['subscription_id', 'status', 'seq'])
+      .execute();
+    await db.schema
+      .createIndex('webhook_deliveries_finished')
+      .on('webhook_deliveries')
+      .columns(['status', 'updated_at'])
+      .execute();
+
+    await db.schema
+      .createTable('webhook_attempts')
+      .addColumn('delivery_id', 'text', (c) =>
+        c.notNull().references('webhook_deliveries.id').onDelete('cascade'),
+      )
+      .addColumn('attempt', 'integer', (c) => c.notNull())
+      .addColumn('at', int64, (c) => c.notNull())
+      .addColumn('duration_ms', 'integer', (c) => c.notNull())
+      .addColumn('status_code', 'integer')
+      .addColumn('error', 'text')
+      .addColumn('response_body', 'text')
+      .addPrimaryKeyConstraint('webhook_attempts_pk', ['delivery_id', 'attempt'])
+      .execute();
+  },
 };
 
 /** Runs every pending migration; safe to call from several processes at once (kysely locks). */

@@ -1,0 +1,137 @@
+/**
+ * Outbound webhooks: subscribers receive hub events by signed HTTP POST, retried with backoff,
+ * with a delivery log and manual redelivery. Wired by app.ts through createWebhooks().
+ */
+import type { FastifyInstance } from 'fastify';
+import type { EventBus } from '../../platform/bus/bus.js';
+import type { Storage } from '../../platform/db/storage.js';
+import { ConsumerGroup } from '../../platform/events/consumer.js';
+import type { Transactor } from '../../platform/events/unit-of-work.js';
+import type { Logger } from '../../platform/logging.js';
+import { WebhookDispatcher, type DispatcherOptions, type WebhookMetrics } from './dispatcher.js';
+import { FANOUT_GROUP, fanOutHandler } from './fanout.js';
+import { webhookRoutes } from './routes.js';
+import { WebhooksService } from './service.js';
+import { JsonEventShaper, type EventShapers } from './shaper.js';
+
+export { WebhooksService, PING_TYPE } from './service.js';
+export type {
+  Attempt,
+  Delivery,
+  DeliveryDetail,
+  Subscription,
+  SubscriptionInput,
+} from './service.js';
+export {
+  WebhookDispatcher,
+  DEFAULT_DISPATCHER_OPTIONS,
+  backoffDelay,
+  type DispatcherOptions,
+  type WebhookMetrics,
+} from './dispatcher.js';
+export {
+  JsonEventShaper,
+  WEBHOOK_FORMATS,
+  type EventShaper,
+  type EventShapers,
+  type ShapeOptions,
+  type ShapedPayload,
+  type WebhookFormat,
+} from './shaper.js';
+export {
+  SIGNATURE_HEADER,
+  computeSignature,
+  generateWebhookSecret,
+  signatureHeader,
+  verifyWebhookSignature,
+} from './signature.js';
+export { eventTypeMatches, matchesEvent, type SubscriptionFilter } from './filters.js';
+export { webhookRoutes } from './routes.js';
+
+export interface WebhooksOptions {
+  /** Dispatcher tuning (timeout 10 s, 12 attempts, backoff from 10 s, ...). */
+  dispatch?: Partial<DispatcherOptions>;
+  /**
+   * Shapers by format. `json` defaults to {@link JsonEventShaper}; `confluent-wire` is
+   * refused on create until a shaper for it is given here.
+   */
+  shapers?: EventShapers;
+  /** CloudEvents source of synthetic events (webhook.ping). Default '//nexus/hub'. */
+  source?: string;
+  /** How long the previous secret keeps signing after a rotation. Default 24 h. */
+  rotationOverlapMs?: number;
+  /** Retries of the fan-out handler before an event goes to the dead-letter store. */
+  fanOutMaxAttempts?: number;
+}
+
+export interface WebhooksDeps {
+  storage: Storage;
+  bus: EventBus;
+  transactor: Transactor;
+  logger?: Logger;
+  metrics?: WebhookMetrics;
+  options?: WebhooksOptions;
+}
+
+export interface Webhooks {
+  service: WebhooksService;
+  dispatcher: WebhookDispatcher;
+  fanOut: ConsumerGroup;
+  routes: (app: FastifyInstance) => void;
+  /** Starts the fan-out consumer group (active in one process) and this process's dispatcher. */
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export function createWebhooks(deps: WebhooksDeps): Webhooks {
+  const options = deps.options ?? {};
+  const shapers: EventShapers = { json: new JsonEventShaper(), ...options.shapers };
+  const dispatcher = new WebhookDispatcher(
+    { storage: deps.storage, shapers, logger: deps.logger, metrics: deps.metrics },
+    options.dispatch,
+  );
+  const service = new WebhooksService({
+    db: deps.storage.db,
+    shapers,
+    kick: () => dispatcher.kick(),
+    source: options.source ?? '//nexus/hub',
+    ...(options.rotationOverlapMs === undefined
+      ? {}
+      : { rotationOverlapMs: options.rotationOverlapMs }),
+  });
+  // Set by the handler inside the transaction; the dispatcher is woken once it committed
+  // (afterApply runs after the commit, before the ack). Other processes find the rows by polling.
+  let matched = false;
+  const fanOut = new ConsumerGroup(
+    { storage: deps.storage, bus: deps.bus, transactor: deps.transactor },
+    {
+      ...FANOUT_GROUP,
+      ...(options.fanOutMaxAttempts === undefined
+        ? {}
+        : { maxAttempts: options.fanOutMaxAttempts }),
+      ...(deps.logger ? { logger: deps.logger } : {}),
+      afterApply: () => {
+        if (!matched) return;
+        matched = false;
+        dispatcher.kick();
+      },
+    },
+    fanOutHandler(() => {
+      matched = true;
+    }),
+  );
+  return {
+    service,
+    dispatcher,
+    fanOut,
+    routes: (app) => webhookRoutes(app, service),
+    start() {
+      fanOut.start();
+      dispatcher.start();
+    },
+    async stop() {
+      await fanOut.stop();
+      await dispatcher.stop();
+    },
+  };
+}

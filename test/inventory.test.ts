@@ -1,0 +1,548 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Delivery, Subscription } from '../src/platform/bus/bus.js';
+import type { InventoryLevelChanged, Reservation } from '../src/model/schemas/inventory.js';
+import { localClock } from '../src/modules/inventory/availability.js';
+import { fixtures, hubShapes, startTestHub, type TestHub } from './support/hub.js';
+import { waitFor } from './support/targets.js';
+
+interface Problem {
+  code: string;
+  status: number;
+  detail: string;
+  available?: number;
+  errors?: Array<{ pointer: string; detail: string }>;
+}
+interface Level {
+  sku: string;
+  locationId: string;
+  onHand: number;
+  reserved: number;
+  safetyStock: number;
+  available: number;
+  version: number;
+}
+interface Bulk<R = unknown> {
+  applied: number;
+  failed: number;
+  results: Array<{
+    index: number;
+    status: 'applied' | 'failed';
+    code?: string;
+    available?: number;
+    result?: R;
+  }>;
+}
+
+const SKUS = ['INV-A', 'INV-B', 'INV-C', 'INV-HOT'];
+
+describe.each(hubShapes)('inventory: %s', (shape) => {
+  let t: TestHub;
+  let events: Delivery[];
+  let observer: Subscription;
+
+  const levelOf = async (sku: string, locationId: string): Promise<Level | undefined> => {
+    const r = await t.request('GET', `/v1/inventory/items/${sku}`);
+    expect(r.status).toBe(200);
+    return (r.json as { levels: Level[] }).levels.find((l) => l.locationId === locationId);
+  };
+  const post = async <T>(url: string, body: unknown, status = 200) => {
+    const r = await t.request('POST', url, { body });
+    if (r.status !== status) throw new Error(`${url}: ${r.status} ${r.body}`);
+    return r.json as T;
+  };
+  const levelEvents = (sku: string, locationId: string) =>
+    events
+      .filter((e) => e.envelope.type === 'inventory.level.changed.v1')
+      .map((e) => e.envelope.data as InventoryLevelChanged)
+      .filter((d) => d.sku === sku && d.locationId === locationId);
+
+  beforeAll(async () => {
+    t = await startTestHub(shape);
+    events = [];
+    observer = await t.hub.bus.subscribe({ name: 'inv-observer', filter: 'nexus.evt.>' }, (d) => {
+      events.push(d);
+      return Promise.resolve();
+    });
+    await post('/v1/markets', fixtures.market('DE'), 201);
+    await post('/v1/locations/bulk', {
+      items: [
+        fixtures.location('S1', 'DE', { geo: { lat: 52.52, lon: 13.405 } }),
+        fixtures.location('S2', 'DE', {
+          allowNegativeStock: true,
+          geo: { lat: 52.5, lon: 13.3 },
+        }),
+        fixtures.location('W1', 'DE', {
+          type: 'warehouse',
+          capabilities: ['ship'],
+          geo: { lat: 51.34, lon: 12.37 },
+        }),
+      ],
+    });
+    await post(
+      '/v1/products',
+      fixtures.product(
+        'P-INV',
+        SKUS.map((sku) => ({ sku })),
+      ),
+      201,
+    );
+  });
+  afterAll(async () => {
+    await observer.stop();
+    await t.dispose();
+  });
+
+  describe('the record and the ledger', () => {
+    it('receives, adjusts and counts, with a ledger entry per movement and before/after events', async () => {
+      await post('/v1/inventory/receipts', {
+        lines: [{ sku: 'INV-A', locationId: 'S1', quantity: 10, reference: 'ASN-1' }],
+      });
+      await post('/v1/inventory/adjustments', {
+        lines: [{ sku: 'INV-A', locationId: 'S1', delta: -2, reason: 'damage', note: 'crushed' }],
+      });
+      const counted = await post<Bulk<{ variance: number }>>('/v1/inventory/counts', {
+        lines: [{ sku: 'INV-A', locationId: 'S1', counted: 7 }],
+      });
+      expect(counted.results[0]!.result!.variance).toBe(-1);
+      expect(await levelOf('INV-A', 'S1')).toMatchObject({
+        onHand: 7,
+        reserved: 0,
+        available: 7,
+        version: 3,
+      });
+
+      const ledger = await t.request(
+        'GET',
+        '/v1/inventory/movements?sku=INV-A&locationId=S1&limit=10',
+      );
+      const moves = (ledger.json as { items: Array<Record<string, unknown>> }).items;
+      expect(moves.map((m) => [m.reason, m.delta, m.onHandAfter])).toEqual([
+        ['receipt', 10, 10],
+        ['damage', -2, 8],
+        ['cycle-count', -1, 7],
+      ]);
+      expect(moves[0]).toMatchObject({ reference: 'ASN-1' });
+      expect(String(moves[0]!.actor)).toMatch(/^api-key:/);
+      expect(moves[2]).toMatchObject({ counted: 7, variance: -1 });
+
+      await waitFor(() => levelEvents('INV-A', 'S1').length === 3);
+      const [received, damaged] = levelEvents('INV-A', 'S1');
+      expect(received!.before).toEqual({ onHand: 0, reserved: 0, safetyStock: 0, available: 0 });
+      expect(received!.after.onHand).toBe(10);
+      expect(damaged!.causes).toEqual([
+        expect.objectContaining({ kind: 'movement', reason: 'damage', quantity: -2 }),
+      ]);
+      const event = events.find((e) => e.envelope.type === 'inventory.level.changed.v1')!;
+      expect(event.subject).toBe('nexus.evt.DE.inventory.level.changed.v1');
+    });
+
+    it('reports inventory accuracy from cycle counts', async () => {
+      await post('/v1/inventory/counts', {
+        lines: [
+          { sku: 'INV-A', locationId: 'S1', counted: 7 },
+          { sku: 'INV-B', locationId: 'S1', counted: 0 },
+        ],
+      });
+      const r = await t.request('GET', '/v1/inventory/kpis/accuracy?marketCode=DE');
+      expect(r.json).toMatchObject({ counts: 3, exactCounts: 2, absoluteVariance: 1 });
+      expect((r.json as { recordAccuracy: number }).recordAccuracy).toBeCloseTo(2 / 3);
+    });
+
+    it('refuses bad input with stable codes and applies nothing', async () => {
+      const before = await levelOf('INV-A', 'S1');
+      const cases: Array<[unknown, string, number]> = [
+        [
+          { lines: [{ sku: 'NOPE', locationId: 'S1', delta: 1, reason: 'correction' }] },
+          'UNKNOWN_REFERENCE',
+          422,
+        ],
+        [
+          { lines: [{ sku: 'INV-A', locationId: 'NOWHERE', delta: 1, reason: 'correction' }] },
+          'UNKNOWN_REFERENCE',
+          422,
+        ],
+        [
+          { lines: [{ sku: 'INV-A', locationId: 'S1', delta: 1.5, reason: 'correction' }] },
+          'VALIDATION_FAILED',
+          400,
+        ],
+        [
+          { lines: [{ sku: 'INV-A', locationId: 'S1', delta: 0, reason: 'correction' }] },
+          'VALIDATION_FAILED',
+          400,
+        ],
+        [
+          { lines: [{ sku: 'INV-A', locationId: 'S1', delta: -100, reason: 'shrink' }] },
+          'INSUFFICIENT_STOCK',
+          409,
+        ],
+        // All or nothing: the good first line is not applied either.
+        [
+          {
+            lines: [
+              { sku: 'INV-A', locationId: 'S1', delta: 5, reason: 'correction' },
+              { sku: 'INV-A', locationId: 'S1', delta: -100, reason: 'shrink' },
+            ],
+          },
+          'INSUFFICIENT_STOCK',
+          409,
+        ],
+      ];
+      for (const [body, code, status] of cases) {
+        const r = await t.request('POST', '/v1/inventory/adjustments', { body });
+        expect(r.status, JSON.stringify(body)).toBe(status);
+        expect(r.headers['content-type']).toContain('application/problem+json');
+        expect((r.json as Problem).code).toBe(code);
+      }
+      const counted = await t.request('POST', '/v1/inventory/counts', {
+        body: { lines: [{ sku: 'INV-A', locationId: 'S1', counted: -1 }] },
+      });
+      expect(counted.status).toBe(400);
+      const same = await t.request('POST', '/v1/inventory/transfers', {
+        body: { lines: [{ sku: 'INV-A', fromLocationId: 'S1', toLocationId: 'S1', quantity: 1 }] },
+      });
+      expect(same.status).toBe(400);
+      expect((same.json as Problem).errors![0]!.pointer).toBe('/lines/0/toLocationId');
+      expect(await levelOf('INV-A', 'S1')).toEqual(before);
+    });
+
+    it('applies per line when asked, with a result for each line', async () => {
+      const r = await post<Bulk>('/v1/inventory/adjustments', {
+        mode: 'per-line',
+        lines: [
+          { sku: 'INV-B', locationId: 'S1', delta: 4, reason: 'receipt' },
+          { sku: 'NOPE', locationId: 'S1', delta: 1, reason: 'receipt' },
+          { sku: 'INV-B', locationId: 'S1', delta: -10, reason: 'sale' },
+          { sku: 'INV-B', locationId: 'S1', delta: -1, reason: 'sale' },
+        ],
+      });
+      expect(r.applied).toBe(2);
+      expect(r.results.map((x) => x.code ?? x.status)).toEqual([
+        'applied',
+        'UNKNOWN_REFERENCE',
+        'INSUFFICIENT_STOCK',
+        'applied',
+      ]);
+      expect(r.results[2]!.available).toBe(4);
+      expect((await levelOf('INV-B', 'S1'))!.onHand).toBe(3);
+    });
+
+    it('keeps reserved <= on hand in the database itself', async () => {
+      await expect(
+        sql`update inventory_levels set reserved = on_hand + 1
+          where sku = 'INV-A' and location_id = 'S1'`.execute(t.hub.storage.db),
+      ).rejects.toThrow();
+    });
+  });
+
+  describe('reservations', () => {
+    it('reserves, commits into a sale and releases; too much is 409 with what is available', async () => {
+      await post('/v1/inventory/receipts', {
+        lines: [{ sku: 'INV-C', locationId: 'S1', quantity: 5 }],
+      });
+      const a = await post<Reservation>(
+        '/v1/inventory/reservations',
+        { sku: 'INV-C', locationId: 'S1', quantity: 2, reference: { type: 'cart', id: 'c-1' } },
+        201,
+      );
+      expect(a).toMatchObject({ status: 'active', channel: 'web', marketCode: 'DE' });
+      expect(Date.parse(a.expiresAt!) - Date.parse(a.createdAt)).toBe(900_000);
+      const b = await post<Reservation>(
+        '/v1/inventory/reservations',
+        { sku: 'INV-C', locationId: 'S1', quantity: 3, reference: { type: 'order', id: 'o-1' } },
+        201,
+      );
+      expect(b.expiresAt).toBeUndefined();
+      const tooMuch = await t.request('POST', '/v1/inventory/reservations', {
+        body: { sku: 'INV-C', locationId: 'S1', quantity: 1 },
+      });
+      expect(tooMuch.status).toBe(409);
+      expect(tooMuch.json).toMatchObject({ code: 'INSUFFICIENT_STOCK', available: 0 });
+
+      const committed = await post<Reservation>(`/v1/inventory/reservations/${a.id}/commit`, {});
+      expect(committed.status).toBe('committed');
+      const released = await post<Reservation>(`/v1/inventory/reservations/${b.id}/release`, {
+        reason: 'cancelled',
+      });
+      expect(released).toMatchObject({ status: 'released', statusReason: 'cancelled' });
+      expect(await levelOf('INV-C', 'S1')).toMatchObject({ onHand: 3, reserved: 0 });
+
+      const again = await t.request('POST', `/v1/inventory/reservations/${b.id}/commit`, {
+        body: {},
+      });
+      expect(again.status).toBe(409);
+      expect((again.json as Problem).code).toBe('RESERVATION_NOT_ACTIVE');
+      const unknown = await t.request('POST', '/v1/inventory/reservations/nope/release', {
+        body: {},
+      });
+      expect(unknown.status).toBe(404);
+      const unknownSku = await t.request('POST', '/v1/inventory/reservations', {
+        body: { sku: 'NOPE', locationId: 'S1', quantity: 1 },
+      });
+      expect((unknownSku.json as Problem).code).toBe('UNKNOWN_REFERENCE');
+
+      const ledger = await t.request('GET', '/v1/inventory/movements?sku=INV-C&reason=sale');
+      expect((ledger.json as { items: unknown[] }).items).toEqual([
+        expect.objectContaining({ delta: -2, reference: `reservation:${a.id}`, channel: 'web' }),
+      ]);
+      await waitFor(() =>
+        ['created', 'committed', 'released'].every((s) =>
+          events.some((e) => e.envelope.type === `inventory.reservation.${s}.v1`),
+        ),
+      );
+    });
+
+    it('expires lapsed holds, and a commit after expiry is refused', async () => {
+      await post('/v1/inventory/receipts', {
+        lines: [{ sku: 'INV-C', locationId: 'S2', quantity: 4 }],
+      });
+      const r = await post<Reservation>(
+        '/v1/inventory/reservations',
+        { sku: 'INV-C', locationId: 'S2', quantity: 4, ttlSeconds: 60 },
+        201,
+      );
+      const inventory = t.hub.services.inventory;
+      expect(await inventory.expireDue(Date.now())).toBe(0);
+      const late = Date.parse(r.expiresAt!) + 1;
+      // Between the lapse and the sweep, a commit is refused as expired.
+      await sql`update inventory_reservations set expires_at = ${Date.now() - 1}
+        where id = ${r.id}`.execute(t.hub.storage.db);
+      const refused = await t.request('POST', `/v1/inventory/reservations/${r.id}/commit`, {
+        body: {},
+      });
+      expect((refused.json as Problem).code).toBe('RESERVATION_EXPIRED');
+      expect(await inventory.expireDue(late)).toBe(1);
+      expect(await levelOf('INV-C', 'S2')).toMatchObject({ onHand: 4, reserved: 0 });
+      expect((await inventory.getReservation(t.hub.services.access as never, r.id)).status).toBe(
+        'expired',
+      );
+    });
+
+    it('never oversells a hot SKU under hundreds of concurrent reservations', async () => {
+      await post('/v1/inventory/receipts', {
+        lines: [{ sku: 'INV-HOT', locationId: 'S1', quantity: 50 }],
+      });
+      const attempts = await Promise.all(
+        Array.from({ length: 300 }, (_, i) =>
+          t.request('POST', '/v1/inventory/reservations', {
+            body: { sku: 'INV-HOT', locationId: 'S1', quantity: 1 + (i % 2) },
+          }),
+        ),
+      );
+      const granted = attempts.filter((a) => a.status === 201);
+      const units = granted.reduce((n, a) => n + (a.json as Reservation).quantity, 0);
+      expect(attempts.every((a) => a.status === 201 || a.status === 409)).toBe(true);
+      expect(units).toBeLessThanOrEqual(50);
+      expect(units).toBeGreaterThanOrEqual(49); // only a 2 may be refused with 1 left
+      expect(await levelOf('INV-HOT', 'S1')).toMatchObject({ onHand: 50, reserved: units });
+
+      // Commits and expiries racing each other: each hold ends exactly one way.
+      const ids = granted.map((a) => (a.json as Reservation).id);
+      await sql`update inventory_reservations set expires_at = ${Date.now() - 1}
+        where id in (${sql.join(ids)})`.execute(t.hub.storage.db);
+      const inventory = t.hub.services.inventory;
+      const ctx = {
+        requestId: 'x',
+        actor: { kind: 'system' as const, id: 't' },
+        scopes: new Set(['*']),
+      };
+      await Promise.all([
+        inventory.expireDue(Date.now() + 1000),
+        ...ids
+          .slice(0, 20)
+          .map((id) => inventory.release(ctx, [{ reservationId: id }], 'per-line')),
+      ]);
+      const { rows } = await sql<{ status: string; n: number }>`select status, count(*) as n
+        from inventory_reservations where id in (${sql.join(ids)}) group by status`.execute(
+        t.hub.storage.db,
+      );
+      expect(rows.reduce((n, r) => n + Number(r.n), 0)).toBe(ids.length);
+      expect(rows.every((r) => ['expired', 'released'].includes(r.status))).toBe(true);
+      expect(await levelOf('INV-HOT', 'S1')).toMatchObject({ onHand: 50, reserved: 0 });
+    });
+
+    it('reserves in bulk, all or nothing or per line', async () => {
+      const none = await t.request('POST', '/v1/inventory/reservations/bulk', {
+        body: {
+          lines: [
+            { sku: 'INV-HOT', locationId: 'S1', quantity: 10 },
+            { sku: 'INV-HOT', locationId: 'S1', quantity: 100 },
+          ],
+        },
+      });
+      expect(none.status).toBe(409);
+      expect((await levelOf('INV-HOT', 'S1'))!.reserved).toBe(0);
+      const some = await post<Bulk<Reservation>>('/v1/inventory/reservations/bulk', {
+        mode: 'per-line',
+        lines: [
+          { sku: 'INV-HOT', locationId: 'S1', quantity: 10 },
+          { sku: 'INV-HOT', locationId: 'S1', quantity: 100 },
+          { sku: 'INV-HOT', locationId: 'S1', quantity: 40 },
+        ],
+      });
+      expect(some.results.map((r) => r.status)).toEqual(['applied', 'failed', 'applied']);
+      expect(some.results[1]!.available).toBe(40);
+      const released = await post<Bulk>('/v1/inventory/reservations/release', {
+        lines: some.results
+          .filter((r) => r.status === 'applied')
+          .map((r) => ({ reservationId: r.result!.id })),
+      });
+      expect(released.applied).toBe(2);
+    });
+
+    it('keeps a channel safety stock back from the web but not from the store till', async () => {
+      await t.request('PUT', '/v1/inventory/channel-policies/DE/web', {
+        body: {
+          marketCode: 'DE',
+          channel: 'web',
+          locationTypes: ['store', 'warehouse'],
+          requiredCapabilities: [],
+          excludeLocations: [],
+          safetyStock: { default: 0, byLocationType: { store: 2 } },
+        },
+      });
+      await post('/v1/inventory/counts', {
+        lines: [{ sku: 'INV-B', locationId: 'S1', counted: 3 }],
+      });
+      const web = await t.request('POST', '/v1/inventory/reservations', {
+        body: { sku: 'INV-B', locationId: 'S1', quantity: 2, channel: 'web' },
+      });
+      expect(web.status).toBe(409);
+      expect((web.json as Problem).available).toBe(1);
+      const q = await post<{ items: Array<{ total: number; locations: unknown[] }> }>(
+        '/v1/inventory/availability/query',
+        { skus: ['INV-B'], marketCode: 'DE', channel: 'web' },
+      );
+      expect(q.items[0]!.total).toBe(1);
+      const pos = await t.request('POST', '/v1/inventory/reservations', {
+        body: { sku: 'INV-B', locationId: 'S1', quantity: 3, channel: 'pos' },
+      });
+      expect(pos.status).toBe(201);
+      await post('/v1/inventory/reservations/release', {
+        lines: [{ reservationId: (pos.json as Reservation).id }],
+      });
+      expect((await t.request('DELETE', '/v1/inventory/channel-policies/DE/web')).status).toBe(204);
+    });
+  });
+
+  describe('transfers, POS and availability', () => {
+    it('transfers out, in transit, in at the destination with a shortfall booked as shrink', async () => {
+      await post('/v1/inventory/receipts', {
+        lines: [{ sku: 'INV-A', locationId: 'W1', quantity: 20 }],
+      });
+      const out = await post<Bulk<{ id: string; status: string }>>('/v1/inventory/transfers', {
+        lines: [{ sku: 'INV-A', fromLocationId: 'W1', toLocationId: 'S2', quantity: 6 }],
+      });
+      const transfer = out.results[0]!.result!;
+      expect(transfer.status).toBe('in-transit');
+      const item = await t.request('GET', '/v1/inventory/items/INV-A');
+      const levels = (item.json as { levels: Array<Level & { inTransit: number }> }).levels;
+      expect(levels.find((l) => l.locationId === 'W1')!.onHand).toBe(14);
+      expect(levels.find((l) => l.locationId === 'S2')!.inTransit).toBe(6);
+      const received = await post<{ status: string; receivedQuantity: number }>(
+        `/v1/inventory/transfers/${transfer.id}/receive`,
+        { receivedQuantity: 5 },
+      );
+      expect(received).toMatchObject({ status: 'received', receivedQuantity: 5 });
+      expect((await levelOf('INV-A', 'S2'))!.onHand).toBe(5);
+      const twice = await t.request('POST', `/v1/inventory/transfers/${transfer.id}/receive`, {
+        body: {},
+      });
+      expect(twice.status).toBe(409);
+      const shrink = await t.request('GET', '/v1/inventory/movements?locationId=S2&reason=shrink');
+      expect((shrink.json as { items: Array<{ delta: number }> }).items[0]!.delta).toBe(-1);
+    });
+
+    it('applies offline POS sales once, in time order, flagging negative stock where allowed', async () => {
+      const sale = (id: string, minutesAgo: number, qty: number, sku = 'INV-A') => ({
+        saleId: id,
+        occurredAt: new Date(Date.now() - minutesAgo * 60_000).toISOString(),
+        terminal: 'T1',
+        lines: [{ sku, quantity: qty }],
+      });
+      // S2 allows negative stock and has 5 of INV-A.
+      const batch = [sale('s-3', 1, 4), sale('s-1', 30, 1), sale('s-2', 20, 2)];
+      const first = await post<{
+        applied: number;
+        flagged: number;
+        results: Array<{ saleId: string; status: string; flagged?: boolean }>;
+      }>('/v1/inventory/locations/S2/pos-sales', { sales: batch });
+      expect(first.applied).toBe(3);
+      expect(first.results.find((r) => r.saleId === 's-3')!.flagged).toBe(true);
+      const replay = await post<{ duplicates: number; applied: number }>(
+        '/v1/inventory/locations/S2/pos-sales',
+        { sales: [...batch, sale('s-4', 0, -2)] },
+      );
+      expect(replay).toMatchObject({ duplicates: 3, applied: 1 });
+      expect((await levelOf('INV-A', 'S2'))!.onHand).toBe(5 - 7 + 2);
+      const ledger = await t.request(
+        'GET',
+        '/v1/inventory/movements?locationId=S2&sku=INV-A&limit=50',
+      );
+      const sales = (
+        ledger.json as { items: Array<{ reference?: string; flagged?: string }> }
+      ).items
+        .filter((m) => m.reference?.startsWith('pos:'))
+        .map((m) => [m.reference, m.flagged ?? null]);
+      expect(sales).toEqual([
+        ['pos:s-1', null],
+        ['pos:s-2', null],
+        ['pos:s-3', 'negative-stock'],
+        ['pos:s-4', null],
+      ]);
+
+      // S1 does not allow negative stock: the sale is rejected, kept, and applies when resent.
+      const s1 = (await levelOf('INV-C', 'S1'))!.onHand;
+      const rejected = await post<{ rejected: number }>('/v1/inventory/locations/S1/pos-sales', {
+        sales: [sale('s1-1', 5, s1 + 1, 'INV-C')],
+      });
+      expect(rejected.rejected).toBe(1);
+      const kept = await t.request('GET', '/v1/inventory/locations/S1/levels');
+      expect(kept.status).toBe(200);
+      await post('/v1/inventory/receipts', {
+        lines: [{ sku: 'INV-C', locationId: 'S1', quantity: 1 }],
+      });
+      const resent = await post<{ applied: number }>('/v1/inventory/locations/S1/pos-sales', {
+        sales: [sale('s1-1', 5, s1 + 1, 'INV-C')],
+      });
+      expect(resent.applied).toBe(1);
+      expect((await levelOf('INV-C', 'S1'))!.onHand).toBe(0);
+    });
+
+    it('answers availability for many SKUs and finds pickup stores nearby that are open', async () => {
+      const many = await post<{ items: Array<{ sku: string; locations: Level[] }> }>(
+        '/v1/inventory/availability/query',
+        { skus: [...SKUS, 'UNSTOCKED'] },
+      );
+      expect(many.items.map((i) => i.sku)).toEqual([...SKUS, 'UNSTOCKED']);
+      expect(many.items[0]!.locations.map((l) => l.locationId)).toEqual(['S1', 'S2', 'W1']);
+
+      // S1 is open today; S2 only on another weekday; W1 has no pickup.
+      const today = localClock(new Date(), 'Europe/Berlin').day;
+      const other = today === 'mon' ? 'tue' : 'mon';
+      const s2 = fixtures.location('S2', 'DE', {
+        allowNegativeStock: true,
+        geo: { lat: 52.5, lon: 13.3 },
+        openingHours: [{ day: other, opens: '00:00', closes: '23:59' }],
+      });
+      expect((await t.request('PUT', '/v1/locations/S2', { body: s2 })).status).toBe(200);
+      t.hub.services.inventory.sites.invalidate();
+      await post('/v1/inventory/receipts', {
+        lines: [{ sku: 'INV-C', locationId: 'S2', quantity: 9 }],
+      });
+      const pickup = await post<{ options: Array<{ locationId: string; distanceKm: number }> }>(
+        '/v1/inventory/pickup-options',
+        { near: { lat: 52.52, lon: 13.4 }, radiusKm: 50, items: [{ sku: 'INV-A', quantity: 1 }] },
+      );
+      expect(pickup.options.map((o) => o.locationId)).toEqual(['S1']);
+      expect(pickup.options[0]!.distanceKm).toBeLessThan(1);
+      const far = await post<{ options: unknown[] }>('/v1/inventory/pickup-options', {
+        near: { lat: 48.13, lon: 11.58 },
+        radiusKm: 50,
+        items: [{ sku: 'INV-A', quantity: 1 }],
+      });
+      expect(far.options).toEqual([]);
+    });
+  });
+});
