@@ -2,6 +2,7 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import { schemaId } from './schemas/common.js';
 import { InventoryLevelChanged, Reservation } from './schemas/inventory.js';
 import { LocationResource } from './schemas/location.js';
+import { Order, PosSaleRecorded } from './schemas/order.js';
 import { MarketResource } from './schemas/market.js';
 import { ProductResource } from './schemas/product.js';
 
@@ -34,6 +35,9 @@ export const EVENT_DATA_SCHEMAS = {
   'inventory.reservation.committed.v1': Reservation,
   'inventory.reservation.released.v1': Reservation,
   'inventory.reservation.expired.v1': Reservation,
+  // Business facts that channel adapters and legacy feeds send through /v1/events.
+  'pos.sale.recorded.v1': PosSaleRecorded,
+  'order.placed.v1': Order,
 } as const satisfies Record<string, TSchema>;
 
 export type EventType = keyof typeof EVENT_DATA_SCHEMAS;

@@ -114,3 +114,41 @@ export type Order = Static<typeof Order>;
 /** A stored order with its server-maintained fields. */
 export const OrderResource = resourceOf(Order, 'order', 'Order');
 export type OrderResource = Static<typeof OrderResource>;
+
+/**
+ * A sale a store's till recorded, as store systems and nightly files report it. The business
+ * key of a sale is (location, terminal, transaction number, business date): the same sale may
+ * arrive from the store system and again from the nightly file under different message ids.
+ */
+export const PosSaleRecorded = Type.Object(
+  {
+    locationId: Identifier('Store where the sale was rung up'),
+    terminalId: Type.String({ minLength: 1, maxLength: 64, description: 'Till or terminal' }),
+    transactionNumber: Type.String({ minLength: 1, maxLength: 64 }),
+    businessDate: Type.String({
+      pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}$',
+      description: 'Trading day the store booked the sale on (YYYY-MM-DD)',
+    }),
+    occurredAt: Timestamp,
+    currency: CurrencyCode,
+    lines: Type.Array(
+      Type.Object(
+        {
+          sku: Identifier('Stock keeping unit code'),
+          quantity: Type.Integer({
+            minimum: -100000,
+            maximum: 100000,
+            not: { const: 0 },
+            description: 'Units sold; negative for a return',
+          }),
+          unitPrice: Money,
+        },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, maxItems: 500 },
+    ),
+    total: Money,
+  },
+  { $id: schemaId('pos-sale-recorded', 1), title: 'PosSaleRecorded', additionalProperties: false },
+);
+export type PosSaleRecorded = Static<typeof PosSaleRecorded>;

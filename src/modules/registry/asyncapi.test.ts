@@ -135,6 +135,32 @@ const PRODUCT = {
   ...META,
 };
 
+const ORDER = {
+  id: 'O-1',
+  marketCode: 'DE',
+  channel: 'web',
+  currency: 'EUR',
+  placedAt: '2026-11-28T10:00:00.000Z',
+  status: 'placed',
+  lines: [
+    {
+      lineId: '1',
+      sku: 'P-1000-42',
+      quantity: 1,
+      unitPrice: { currency: 'EUR', amount: '119.95' },
+      lineTotal: { currency: 'EUR', amount: '119.95' },
+      delivery: { mode: 'pickup-in-store', locationId: 'DE-BER-001' },
+    },
+  ],
+  totals: {
+    subtotal: { currency: 'EUR', amount: '119.95' },
+    shipping: { currency: 'EUR', amount: '0.00' },
+    tax: { currency: 'EUR', amount: '19.15' },
+    grandTotal: { currency: 'EUR', amount: '119.95' },
+  },
+  externalReferences: [{ system: 'shop-de', id: 'W-1001' }],
+};
+
 const RESERVATION = {
   id: 'R-1',
   sku: 'P-1000-42',
@@ -193,6 +219,21 @@ const SAMPLES: Record<EventType, { subject: string; market?: string; data: unkno
     market: 'DE',
     data: { ...RESERVATION, status: 'released', statusReason: 'cancelled' },
   },
+  'pos.sale.recorded.v1': {
+    subject: 'pos-sale/DE-BER-001/T1/4711',
+    market: 'DE',
+    data: {
+      locationId: 'DE-BER-001',
+      terminalId: 'T1',
+      transactionNumber: '4711',
+      businessDate: '2026-11-28',
+      occurredAt: '2026-11-28T10:00:00.000Z',
+      currency: 'EUR',
+      lines: [{ sku: 'P-1000-42', quantity: 1, unitPrice: { currency: 'EUR', amount: '119.95' } }],
+      total: { currency: 'EUR', amount: '119.95' },
+    },
+  },
+  'order.placed.v1': { subject: 'order/O-1', market: 'DE', data: ORDER },
   'inventory.reservation.expired.v1': {
     subject: 'reservation/R-1',
     market: 'DE',
@@ -330,9 +371,10 @@ describe('buildAsyncApi', () => {
       expect(validate(sampleEnvelope(type, { ...data, unknownField: true }))).toBe(false);
       expect(validate.errors?.some((e) => e.instancePath === '/data')).toBe(true);
 
-      // Every data schema has a positive integer: a resource's version, a reservation's quantity.
-      const field = 'version' in data ? 'version' : 'quantity';
-      expect(validate(sampleEnvelope(type, { ...data, [field]: 0 }))).toBe(false);
+      // A field every sample has, set to a value its schema refuses.
+      const [field, bad] =
+        'version' in data ? ['version', 0] : 'quantity' in data ? ['quantity', 0] : ['lines', []];
+      expect(validate(sampleEnvelope(type, { ...data, [field]: bad }))).toBe(false);
       expect(validate.errors?.some((e) => e.instancePath === `/data/${field}`)).toBe(true);
 
       expect(validate(sampleEnvelope(type, 'not an object'))).toBe(false);
