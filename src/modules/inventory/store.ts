@@ -1,4 +1,5 @@
 import { sql, type RawBuilder } from 'kysely';
+import { insertRows } from '../../platform/db/bulk.js';
 import type { Dialect, Executor } from '../../platform/db/storage.js';
 
 /**
@@ -106,12 +107,18 @@ const keyTuples = (keys: readonly ItemKey[]) =>
   sql.join(keys.map((k) => sql`(${k.sku}, ${k.locationId})`));
 
 /** Creates zero rows for items that have none yet, so the next statement can lock them. */
+const LEVEL_INSERT =
+  'insert into inventory_levels (sku, location_id, on_hand, reserved, safety_stock, version, updated_at)';
+
 export async function ensureLevels(trx: Executor, keys: readonly ItemKey[], now: number) {
-  for (const part of chunks(keys)) {
-    const rows = part.map((k) => sql`(${k.sku}, ${k.locationId}, 0, 0, 0, 0, ${now})`);
-    await sql`insert into inventory_levels
-      (sku, location_id, on_hand, reserved, safety_stock, version, updated_at)
-      values ${sql.join(rows)} on conflict (sku, location_id) do nothing`.execute(trx);
+  for (const part of chunks(keys, 1000)) {
+    await insertRows(
+      trx,
+      LEVEL_INSERT,
+      7,
+      part.map((k) => [k.sku, k.locationId, 0, 0, 0, 0, now]),
+      'on conflict (sku, location_id) do nothing',
+    );
   }
 }
 
@@ -144,29 +151,53 @@ const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 /** Writes the new state of rows this transaction holds locked (they exist: see ensureLevels). */
 export async function writeLevels(trx: Executor, rows: readonly LevelRow[]): Promise<void> {
   for (const part of chunks(rows, 1000)) {
-    const values = part.map(
-      (r) =>
-        sql`(${r.sku}, ${r.location_id}, ${r.on_hand}, ${r.reserved}, ${r.safety_stock}, ${r.version}, ${r.updated_at})`,
-    );
-    await sql`insert into inventory_levels
-      (sku, location_id, on_hand, reserved, safety_stock, version, updated_at)
-      values ${sql.join(values)}
-      on conflict (sku, location_id) do update set on_hand = excluded.on_hand,
+    await insertRows(
+      trx,
+      LEVEL_INSERT,
+      7,
+      part.map((r) => [
+        r.sku,
+        r.location_id,
+        r.on_hand,
+        r.reserved,
+        r.safety_stock,
+        r.version,
+        r.updated_at,
+      ]),
+      `on conflict (sku, location_id) do update set on_hand = excluded.on_hand,
         reserved = excluded.reserved, safety_stock = excluded.safety_stock,
-        version = excluded.version, updated_at = excluded.updated_at`.execute(trx);
+        version = excluded.version, updated_at = excluded.updated_at`,
+    );
   }
 }
 
 export async function insertMovements(trx: Executor, rows: readonly MovementRow[]): Promise<void> {
   for (const part of chunks(rows, 1000)) {
-    const values = part.map(
-      (m) => sql`(${m.id}, ${m.sku}, ${m.location_id}, ${m.reason}, ${m.delta}, ${m.on_hand_after},
-        ${m.reserved_after}, ${m.counted}, ${m.variance}, ${m.reference}, ${m.note}, ${m.flagged},
-        ${m.actor}, ${m.channel}, ${m.occurred_at}, ${m.recorded_at})`,
+    await insertRows(
+      trx,
+      `insert into inventory_movements (id, sku, location_id, reason, delta, on_hand_after,
+        reserved_after, counted, variance, reference, note, flagged, actor, channel, occurred_at,
+        recorded_at)`,
+      16,
+      part.map((m) => [
+        m.id,
+        m.sku,
+        m.location_id,
+        m.reason,
+        m.delta,
+        m.on_hand_after,
+        m.reserved_after,
+        m.counted,
+        m.variance,
+        m.reference,
+        m.note,
+        m.flagged,
+        m.actor,
+        m.channel,
+        m.occurred_at,
+        m.recorded_at,
+      ]),
     );
-    await sql`insert into inventory_movements (id, sku, location_id, reason, delta, on_hand_after,
-      reserved_after, counted, variance, reference, note, flagged, actor, channel, occurred_at,
-      recorded_at) values ${sql.join(values)}`.execute(trx);
   }
 }
 
@@ -175,14 +206,29 @@ export async function insertReservations(
   rows: readonly ReservationRow[],
 ): Promise<void> {
   for (const part of chunks(rows, 1000)) {
-    const values = part.map(
-      (r) => sql`(${r.id}, ${r.sku}, ${r.location_id}, ${r.quantity}, ${r.channel},
-        ${r.market_code}, ${r.reference_type}, ${r.reference_id}, ${r.status}, ${r.status_reason},
-        ${r.expires_at}, ${r.actor}, ${r.created_at}, ${r.updated_at})`,
+    await insertRows(
+      trx,
+      `insert into inventory_reservations (id, sku, location_id, quantity, channel, market_code,
+        reference_type, reference_id, status, status_reason, expires_at, actor, created_at,
+        updated_at)`,
+      14,
+      part.map((r) => [
+        r.id,
+        r.sku,
+        r.location_id,
+        r.quantity,
+        r.channel,
+        r.market_code,
+        r.reference_type,
+        r.reference_id,
+        r.status,
+        r.status_reason,
+        r.expires_at,
+        r.actor,
+        r.created_at,
+        r.updated_at,
+      ]),
     );
-    await sql`insert into inventory_reservations (id, sku, location_id, quantity, channel,
-      market_code, reference_type, reference_id, status, status_reason, expires_at, actor,
-      created_at, updated_at) values ${sql.join(values)}`.execute(trx);
   }
 }
 

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { EventEnvelope } from '../../model/schemas/event.js';
+import { insertRows } from '../db/bulk.js';
 import type { Storage } from '../db/storage.js';
 import type { BusMessageTable } from '../db/tables.js';
 import {
@@ -38,18 +39,16 @@ export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = 
     const now = Date.now();
     // SQLite allows 32,766 bound parameters per statement; 5 per row keeps chunks well under.
     for (let i = 0; i < messages.length; i += 1000) {
-      const rows = messages.slice(i, i + 1000).map((m) => ({
-        event_id: m.eventId,
-        subject: m.subject,
-        partition_key: m.partitionKey,
-        envelope: m.envelope,
-        published_at: now,
-      }));
-      await db
-        .insertInto('bus_messages')
-        .values(rows)
-        .onConflict((oc) => oc.column('event_id').doNothing())
-        .execute();
+      const rows = messages
+        .slice(i, i + 1000)
+        .map((m) => [m.eventId, m.subject, m.partitionKey, m.envelope, now]);
+      await insertRows(
+        db,
+        'insert into bus_messages (event_id, subject, partition_key, envelope, published_at)',
+        5,
+        rows,
+        'on conflict (event_id) do nothing',
+      );
     }
     wakers.forEach((wake) => wake());
   }

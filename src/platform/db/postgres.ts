@@ -78,6 +78,15 @@ export function openPostgres(options: PostgresOptions): Storage {
     return opening;
   }
 
+  // One query at a time on the session: leadership claims from several groups arrive together,
+  // and pg is deprecating queries issued while another is running on the same client.
+  let sessionQueue: Promise<unknown> = Promise.resolve();
+  function onSession<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    const run = sessionQueue.then(async () => work(await getSession()));
+    sessionQueue = run.catch(() => undefined);
+    return run;
+  }
+
   function dropSession(client: pg.Client): void {
     void session?.then((current) => {
       if (current !== client) return;
@@ -101,12 +110,14 @@ export function openPostgres(options: PostgresOptions): Storage {
       if (leases.has(name) || claiming.has(name)) return null;
       claiming.add(name);
       try {
-        const client = await getSession();
         const key = lockKey(name).toString();
-        const result = await client.query<{ ok: boolean }>(
-          'select pg_try_advisory_lock($1::bigint) as ok',
-          [key],
-        );
+        const { client, result } = await onSession(async (client) => ({
+          client,
+          result: await client.query<{ ok: boolean }>(
+            'select pg_try_advisory_lock($1::bigint) as ok',
+            [key],
+          ),
+        }));
         if (!result.rows[0]?.ok) return null;
         let resolveLost!: () => void;
         const lost = new Promise<void>((r) => (resolveLost = r));
@@ -116,9 +127,11 @@ export function openPostgres(options: PostgresOptions): Storage {
           async release() {
             if (!leases.delete(name)) return;
             resolveLost();
-            await client
-              .query('select pg_advisory_unlock($1::bigint)', [key])
-              .catch(() => undefined);
+            await onSession(async (current) =>
+              current === client
+                ? client.query('select pg_advisory_unlock($1::bigint)', [key])
+                : undefined,
+            ).catch(() => undefined);
           },
         };
       } finally {
@@ -129,9 +142,7 @@ export function openPostgres(options: PostgresOptions): Storage {
       const first = listeners.size === 0;
       listeners.add(listener);
       if (first) {
-        void getSession()
-          .then((client) => client.query(`LISTEN ${OUTBOX_CHANNEL}`))
-          .catch(() => undefined);
+        void onSession((client) => client.query(`LISTEN ${OUTBOX_CHANNEL}`)).catch(() => undefined);
       }
       return () => listeners.delete(listener);
     },

@@ -1,8 +1,8 @@
-import { sql } from 'kysely';
 import { uuidv7 } from '../../model/ids.js';
 import type { EventEnvelope } from '../../model/schemas/event.js';
 import type { Channel } from '../../model/schemas/common.js';
 import { eventSubject } from '../bus/bus.js';
+import { insertRows } from '../db/bulk.js';
 import type { Tx } from '../db/storage.js';
 
 /** What a service says happened; the unit of work turns it into a CloudEvents envelope. */
@@ -55,10 +55,12 @@ export async function insertOutbox(trx: Tx, envelopes: readonly EventEnvelope[])
     // Plain SQL: this runs in every write transaction (see the relay for why).
     const rows = envelopes
       .slice(i, i + CHUNK)
-      .map(
-        (e) => sql`(${e.id}, ${eventSubject(e)}, ${e.partitionkey}, ${JSON.stringify(e)}, ${now})`,
-      );
-    await sql`insert into outbox (event_id, subject, partition_key, envelope, created_at)
-      values ${sql.join(rows)}`.execute(trx);
+      .map((e) => [e.id, eventSubject(e), e.partitionkey, JSON.stringify(e), now]);
+    await insertRows(
+      trx,
+      'insert into outbox (event_id, subject, partition_key, envelope, created_at)',
+      5,
+      rows,
+    );
   }
 }

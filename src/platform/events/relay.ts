@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { withInList } from '../db/bulk.js';
 import type { EventBus, OutgoingMessage } from '../bus/bus.js';
 import type { Leadership, Storage } from '../db/storage.js';
 import type { Logger } from '../logging.js';
@@ -132,8 +133,13 @@ export class OutboxRelay {
     await this.bus.publish(batch);
     await this.options.afterPublish?.(batch);
     const now = Date.now();
-    await sql`update outbox set published_at = ${now}
-      where seq in (${sql.join(rows.map((r) => r.seq))})`.execute(this.storage.db);
+    await withInList(
+      this.storage.db,
+      'update outbox set published_at = ? where seq in',
+      rows.map((r) => r.seq),
+      '',
+      [now],
+    );
     this.status.published += rows.length;
     this.status.lastError = null;
     return rows.length;
