@@ -22,6 +22,7 @@ import { MarketsService, marketRoutes } from './modules/markets/index.js';
 import {
   buildAsyncApi,
   eventCatalogRoute,
+  RegistryEventShaper,
   RegistryService,
   registryRoutes,
 } from './modules/registry/index.js';
@@ -176,13 +177,20 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     eventsPublished: () => relay.status.published,
     relayLeader: () => relay.status.leader,
   });
+  // Subscribers get events in the schema versions they declared (checked against the registry
+  // when they subscribe), as CloudEvents JSON or in Confluent's wire format.
+  const shaper = new RegistryEventShaper(registry);
   const webhooks = createWebhooks({
     storage,
     bus,
     transactor,
     logger,
     metrics,
-    options: { source: config.source },
+    options: {
+      source: config.source,
+      shapers: { json: shaper, 'confluent-wire': shaper },
+      checkSchemaVersions: (versions) => shaper.checkSchemaVersions(versions),
+    },
   });
 
   const readiness = {

@@ -9,4 +9,12 @@ export {
 export { eventCatalogRoute, registryRoutes } from './routes.js';
 export { buildAsyncApi } from './asyncapi.js';
 export { decodeWire, encodeWire, WireFormatError } from './wire-format.js';
+export {
+  RegistryEventShaper,
+  ReshapeError,
+  downcast,
+  upcast,
+  type ShapeRequest,
+  type ShapedEvent,
+} from './event-shaper.js';
 export { RegistryError } from './errors.js';

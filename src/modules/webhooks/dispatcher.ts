@@ -208,6 +208,8 @@ export class WebhookDispatcher {
     let statusCode: number | null = null;
     let error: string | null = null;
     let responseBody: string | null = null;
+    // The shaper said no retry can help (data that does not fit the declared schema version).
+    let permanent = false;
     try {
       const response = await this.send(subscription, delivery);
       statusCode = response.status;
@@ -215,6 +217,7 @@ export class WebhookDispatcher {
       if (statusCode < 200 || statusCode > 299) error = `subscriber answered HTTP ${statusCode}`;
     } catch (failure) {
       error = describe(failure, this.options.timeoutMs);
+      permanent = isPermanent(failure);
     }
     const now = Date.now();
     let outcome: AttemptOutcome;
@@ -228,7 +231,7 @@ export class WebhookDispatcher {
       // and is sent first if someone resumes the subscription.
       outcome = 'paused';
       status = 'failed';
-    } else if (attempt - delivery.retry_from >= this.options.maxAttempts) {
+    } else if (permanent || attempt - delivery.retry_from >= this.options.maxAttempts) {
       outcome = 'dead';
       status = 'dead';
     } else {
@@ -273,9 +276,11 @@ export class WebhookDispatcher {
     if (outcome === 'dead' || outcome === 'paused') {
       this.deps.logger?.warn(
         { subscription: subscription.id, delivery: delivery.id, attempt, error },
-        outcome === 'dead'
-          ? 'webhooks: delivery given up after its last attempt'
-          : 'webhooks: subscriber answered 410 Gone; subscription paused',
+        outcome === 'paused'
+          ? 'webhooks: subscriber answered 410 Gone; subscription paused'
+          : permanent
+            ? 'webhooks: event cannot be shaped as the subscription asks; delivery given up'
+            : 'webhooks: delivery given up after its last attempt',
       );
     }
     return outcome;
@@ -344,6 +349,13 @@ async function readHead(response: Response, limit: number): Promise<string> {
     await reader.cancel().catch(() => undefined);
   }
   return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
+/** An error its thrower marked `permanent` (an EventShaper that no retry can satisfy). */
+function isPermanent(failure: unknown): boolean {
+  return (
+    failure instanceof Error && (failure as Error & { permanent?: unknown }).permanent === true
+  );
 }
 
 function describe(failure: unknown, timeoutMs: number): string {

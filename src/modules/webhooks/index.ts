@@ -12,7 +12,7 @@ import { WebhookDispatcher, type DispatcherOptions, type WebhookMetrics } from '
 import { FANOUT_GROUP, fanOutHandler } from './fanout.js';
 import { webhookRoutes } from './routes.js';
 import { WebhooksService } from './service.js';
-import { JsonEventShaper, type EventShapers } from './shaper.js';
+import { JsonEventShaper, type EventShapers, type SchemaVersionsCheck } from './shaper.js';
 
 export { WebhooksService, PING_TYPE } from './service.js';
 export type {
@@ -34,6 +34,7 @@ export {
   WEBHOOK_FORMATS,
   type EventShaper,
   type EventShapers,
+  type SchemaVersionsCheck,
   type ShapeOptions,
   type ShapedPayload,
   type WebhookFormat,
@@ -56,6 +57,11 @@ export interface WebhooksOptions {
    * refused on create until a shaper for it is given here.
    */
   shapers?: EventShapers;
+  /**
+   * Checks that the schema versions a subscription declares exist (app.ts: the registry);
+   * without it only their form is checked.
+   */
+  checkSchemaVersions?: SchemaVersionsCheck;
   /** CloudEvents source of synthetic events (webhook.ping). Default '//nexus/hub'. */
   source?: string;
   /** How long the previous secret keeps signing after a rotation. Default 24 h. */
@@ -95,6 +101,7 @@ export function createWebhooks(deps: WebhooksDeps): Webhooks {
     shapers,
     kick: () => dispatcher.kick(),
     source: options.source ?? '//nexus/hub',
+    checkSchemaVersions: options.checkSchemaVersions,
     ...(options.rotationOverlapMs === undefined
       ? {}
       : { rotationOverlapMs: options.rotationOverlapMs }),

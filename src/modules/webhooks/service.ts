@@ -6,7 +6,12 @@ import type { Context } from '../../platform/context.js';
 import type { Executor } from '../../platform/db/storage.js';
 import { decodeCursor, encodeCursor, type Page } from '../../platform/resources.js';
 import { subjectFilterProblem } from './filters.js';
-import { WEBHOOK_FORMATS, type EventShapers, type WebhookFormat } from './shaper.js';
+import {
+  WEBHOOK_FORMATS,
+  type EventShapers,
+  type SchemaVersionsCheck,
+  type WebhookFormat,
+} from './shaper.js';
 import { generateWebhookSecret } from './signature.js';
 import {
   deleteSubscription,
@@ -101,6 +106,8 @@ export interface WebhooksServiceDeps {
   source: string;
   /** How long the previous secret keeps signing after a rotation. Default 24 h. */
   rotationOverlapMs?: number;
+  /** Checks declared schema versions exist (the registry); none: only their form is checked. */
+  checkSchemaVersions?: SchemaVersionsCheck | undefined;
 }
 
 export const PING_TYPE = 'webhook.ping';
@@ -185,6 +192,7 @@ export class WebhooksService {
     input: SubscriptionInput,
   ): Promise<{ subscription: Subscription; secret: string }> {
     const fields = this.check(ctx, input);
+    await this.checkSchemaVersions(input);
     const now = Date.now();
     const secret = generateWebhookSecret();
     const row: SubscriptionRow = {
@@ -231,6 +239,7 @@ export class WebhooksService {
   async update(ctx: Context, id: string, input: SubscriptionInput): Promise<Subscription> {
     const current = await this.row(ctx, id);
     const fields = this.check(ctx, input);
+    await this.checkSchemaVersions(input);
     const resumed = current.status === 'paused' && fields.status === 'active';
     await updateSubscription(this.deps.db, id, {
       ...fields,
@@ -383,6 +392,14 @@ export class WebhooksService {
     if (ctx.markets === undefined) return true;
     const markets = parseJson<string[]>(row.markets);
     return markets !== null && markets.every((m) => ctx.markets!.includes(m));
+  }
+
+  /** Declared schema versions must exist (VALIDATION_FAILED, `/schemaVersions/<type>`). */
+  private async checkSchemaVersions(input: SubscriptionInput): Promise<void> {
+    const versions = input.schemaVersions ?? {};
+    if (!this.deps.checkSchemaVersions || Object.keys(versions).length === 0) return;
+    const errors = await this.deps.checkSchemaVersions(versions);
+    if (errors.length > 0) throw invalid(errors);
   }
 
   /** Checks an input against the rules the schema cannot express; returns the columns. */
