@@ -40,6 +40,11 @@ export async function openBenchHub(env: Record<string, string>, stream?: string)
       raw.http = { port: 0 };
       raw.log = { level: 'warn' };
       if (stream) (raw.bus as Record<string, unknown>).stream = stream;
+      if (process.env.NEXUS_BENCH_RESERVATION_CONCURRENCY) {
+        raw.inventory = {
+          reservationConcurrency: Number(process.env.NEXUS_BENCH_RESERVATION_CONCURRENCY),
+        };
+      }
     },
   });
   return createHub(config, { logger: createLogger({ level: 'warn' }) });

@@ -146,6 +146,8 @@ async function main(): Promise<void> {
 
 Written by \`npm run bench\` (bench/run.ts); every row below comes from one run on one machine,
 side by side, so ratios are meaningful even where absolute numbers move with the machine's load.
+Inventory (reservations, live propagation, availability) is in
+[benchmarks-inventory.md](benchmarks-inventory.md).
 
 - run: ${new Date().toISOString()}
 - machine: ${cpu.length} × ${cpu[0]?.model ?? '?'}, Node ${process.version}, PostgreSQL ${pgVersion}, ${version('nats-server', ['--version'])}

@@ -503,7 +503,7 @@ export class InventoryService {
       expiresAt: ttl === null || ttl === 0 ? null : s.now + ttl * 1000,
       actor,
     });
-    return isFailure(reserved) ? reserved : toReservation(reserved);
+    return isFailure(reserved) ? reserved : s.show(reserved);
   }
 
   commit(ctx: Context, lines: ReservationIdLine[], mode: Mode = 'all-or-nothing', bulk = true) {
@@ -556,7 +556,7 @@ export class InventoryService {
         }
         const level = s.level(row.sku, row.location_id)!;
         s.settle(level, row, status, l.reason ?? null, actorOf(ctx));
-        return toReservation(row);
+        return s.show(row);
       },
     });
   }

@@ -121,6 +121,8 @@ export class StockSession {
   private readonly created: ReservationRow[] = [];
   private readonly transitions: ReservationRow[] = [];
   private readonly shortfalls = new Set<string>();
+  /** Reservations as the API and events show them, made once per row and state. */
+  private readonly shown = new WeakMap<ReservationRow, { status: string; view: Reservation }>();
 
   constructor(
     readonly uow: UnitOfWork,
@@ -314,6 +316,15 @@ export class StockSession {
     }
   }
 
+  /** The reservation as callers and events see it (shared by both: built once). */
+  show(row: ReservationRow): Reservation {
+    const cached = this.shown.get(row);
+    if (cached && cached.status === row.status) return cached.view;
+    const view = toReservation(row);
+    this.shown.set(row, { status: row.status, view });
+    return view;
+  }
+
   /** Writes everything this transaction changed and emits its events. */
   async flush(): Promise<void> {
     await this.releaseShortfalls();
@@ -356,7 +367,7 @@ export class StockSession {
         partitionKey: itemPartition(r.sku, r.location_id),
         market: level.site.marketCode,
         channel: r.channel as Channel,
-        data: toReservation(r),
+        data: this.show(r),
       });
     }
     for (const l of changed) {
