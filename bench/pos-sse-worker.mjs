@@ -1,6 +1,7 @@
 // Propagation probe, on its own thread: posts one POS sale at a time with the POS key and
 // waits for the availability change on a server-sent-events stream opened with the web key.
-// Reports the latency of each in milliseconds. Plain JavaScript (see reserve-http-worker.mjs).
+// Sales and returns alternate, so the stock stays put however long it runs. Reports the latency
+// of each in milliseconds. Plain JavaScript (see reserve-http-worker.mjs).
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
+import { Kysely, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
 import type { Executor, Leadership, Storage, Tx } from './storage.js';
 import type { PlatformTables } from './tables.js';
 
@@ -44,19 +44,31 @@ function withStatementCache(raw: BetterSqlite3.Database, capacity = 1000): Sqlit
  * better-sqlite3 is synchronous: SQLite's automatic WAL checkpoint, which copies pages back
  * and syncs the database file, would stall the event loop for milliseconds every few hundred
  * commits. A worker thread with its own connection checkpoints instead (PASSIVE: it never
- * blocks writers), so the hub's thread only ever appends to the WAL.
+ * blocks writers), so the hub's thread only ever appends to the WAL. Under a write load that
+ * never pauses, PASSIVE checkpoints never finish and the WAL would grow without bound (seen:
+ * 7 GB in a reservation benchmark); past `maxWalFrames` (64 MB of 4 KB pages) the worker asks
+ * the hub's connection to run one TRUNCATE checkpoint between two transactions (a pause of
+ * tens of milliseconds). It must be that connection: a deferred transaction that finds another
+ * connection holding the write lock fails with SQLITE_BUSY instead of waiting.
  */
-function startCheckpointer(file: string, intervalMs = 500): Worker {
+function startCheckpointer(file: string, intervalMs = 500, maxWalFrames = 16384): Worker {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
   const worker = new Worker(
     `const { parentPort, workerData } = require('node:worker_threads');
      const Database = require(workerData.driver);
      const db = new Database(workerData.file);
      db.pragma('busy_timeout = 1000');
-     const checkpoint = () => { try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {} };
+     const checkpoint = () => {
+       try {
+         const [state] = db.pragma('wal_checkpoint(PASSIVE)');
+         // Under a sustained write load PASSIVE checkpoints never catch up and the WAL only
+         // grows: past the limit, ask the hub's own connection to start it over.
+         if (state && state.log > workerData.maxWalFrames) parentPort.postMessage('truncate');
+       } catch {}
+     };
      const timer = setInterval(checkpoint, workerData.intervalMs);
      parentPort.once('close', () => { clearInterval(timer); checkpoint(); db.close(); });`,
-    { eval: true, workerData: { driver, file, intervalMs } },
+    { eval: true, workerData: { driver, file, intervalMs, maxWalFrames } },
   );
   worker.unref();
   return worker;
@@ -75,6 +87,16 @@ export function openSqlite(options: SqliteOptions): Storage {
   if (checkpointer) raw.pragma('wal_autocheckpoint = 0');
   const db: Executor = new Kysely<PlatformTables>({
     dialect: new SqliteDialect({ database: withStatementCache(raw) }),
+  });
+  let truncating = false;
+  checkpointer?.on('message', () => {
+    if (truncating) return;
+    truncating = true;
+    // Through kysely: its connection lock puts the checkpoint between two transactions.
+    void sql`pragma wal_checkpoint(TRUNCATE)`
+      .execute(db)
+      .catch(() => undefined)
+      .finally(() => (truncating = false));
   });
   // One process owns the file, so leadership is an in-process flag per name.
   const held = new Set<string>();
