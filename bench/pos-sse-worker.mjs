@@ -48,7 +48,7 @@ function postSale(i) {
       {
         saleId: `probe-${Date.now()}-${i}`,
         occurredAt: new Date().toISOString(),
-        lines: [{ sku: 'B-1', quantity: 1 }],
+        lines: [{ sku: 'B-1', quantity: i % 2 === 0 ? 1 : -1 }],
       },
     ],
   });
