@@ -35,7 +35,10 @@ interface Run {
 
 export async function openBenchHub(env: Record<string, string>, stream?: string): Promise<Hub> {
   const config = loadConfig({
-    env,
+    // PostgreSQL hubs need a configured master key (tokenization); a fixed one for benchmarks.
+    env: env.NEXUS_DATABASE_URL
+      ? { NEXUS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'), ...env }
+      : env,
     overrides: (raw) => {
       raw.http = { port: 0 };
       raw.log = { level: 'warn' };
@@ -465,6 +468,7 @@ export async function inventoryBench(): Promise<string> {
     });
     const over = await reserveOverHttp(url, secret, 64, n(20000), true);
     http.push({ shape: 'SQLite', load: 'hot SKU, 64 in flight', ...over });
+    await rawTables(hub);
     const keys = await channelKeys(hub);
     propagation.push([
       'embedded: SQLite + embedded bus',

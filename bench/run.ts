@@ -29,7 +29,10 @@ async function startHub(
   stream?: string,
 ): Promise<{ hub: Hub; url: string; key: string }> {
   const config = loadConfig({
-    env,
+    // PostgreSQL hubs need a configured master key (tokenization); a fixed one for benchmarks.
+    env: env.NEXUS_DATABASE_URL
+      ? { NEXUS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'), ...env }
+      : env,
     overrides: (raw) => {
       raw.http = { port: 0 };
       raw.log = { level: 'warn' };

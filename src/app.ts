@@ -9,6 +9,7 @@ import { EVENT_DATA_SCHEMAS } from './model/events.js';
 import { NexusError } from './model/errors.js';
 import { AccessService, accessRoutes } from './modules/access/index.js';
 import { CatalogService, catalogRoutes } from './modules/catalog/index.js';
+import { DedupService, dedupRoutes } from './modules/dedup/index.js';
 import { IngestService, ingestRoutes } from './modules/ingest/index.js';
 import {
   AvailabilityFeed,
@@ -18,6 +19,7 @@ import {
 } from './modules/inventory/index.js';
 import { LocationsService, locationRoutes } from './modules/locations/index.js';
 import { createWebhooks, type WebhooksService } from './modules/webhooks/index.js';
+import { TokenizationService, tokenizationRoutes } from './modules/tokenization/index.js';
 import { MarketsService, marketRoutes } from './modules/markets/index.js';
 import {
   buildAsyncApi,
@@ -56,8 +58,10 @@ export interface Hub {
     catalog: CatalogService;
     registry: RegistryService;
     ingest: IngestService;
+    dedup: DedupService;
     inventory: InventoryService;
     webhooks: WebhooksService;
+    tokenization: TokenizationService;
   };
   /** Live availability for server-sent-events clients (started by listen()). */
   availabilityFeed: AvailabilityFeed;
@@ -140,11 +144,24 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   });
   transactor.onCommitted(() => relay.kick());
 
+  // Personal data is tokenized at the edge. A missing or wrong master key stops the hub here,
+  // with one line, before anything could be written under a key nobody can read back.
+  const tokenization = await TokenizationService.open({
+    storage,
+    transactor,
+    logger,
+    settings: config.tokenization,
+    ...(config.storage.kind === 'sqlite' ? { sqliteFile: config.storage.file } : {}),
+  }).catch(async (error: unknown) => {
+    await bus.close();
+    await storage.close();
+    throw error;
+  });
+
   const access = new AccessService(storage.db);
   const markets = new MarketsService({ db: storage.db, transactor });
   const locations = new LocationsService({ db: storage.db, transactor, markets });
   const catalog = new CatalogService({ db: storage.db, transactor, markets });
-  const ingest = new IngestService({ db: storage.db, transactor, registry });
   const inventory = new InventoryService({
     db: storage.db,
     dialect: storage.dialect,
@@ -176,6 +193,24 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     outboxBacklog,
     eventsPublished: () => relay.status.published,
     relayLeader: () => relay.status.leader,
+  });
+
+  const dedup = new DedupService({
+    db: storage.db,
+    dialect: storage.dialect,
+    transactor,
+    rules: config.dedup.rules,
+    enabled: config.dedup.enabled,
+    metrics,
+    logger,
+  });
+  // The edge: personal data tokenized, then transport and business duplicates caught.
+  const ingest = new IngestService({
+    db: storage.db,
+    transactor,
+    registry,
+    tokenizer: tokenization,
+    dedup,
   });
   // Subscribers get events in the schema versions they declared (checked against the registry
   // when they subscribe), as CloudEvents JSON or in Confluent's wire format.
@@ -250,8 +285,10 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       (app) => registryRoutes(app, registry, dependencyFailure),
       (app) => eventCatalogRoute(app, eventCatalog),
       (app) => ingestRoutes(app, ingest),
+      (app) => dedupRoutes(app, dedup),
       (app) => inventoryRoutes(app, inventory, availabilityFeed),
       webhooks.routes,
+      (app) => tokenizationRoutes(app, tokenization),
     ],
   });
 
@@ -259,6 +296,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     storage,
     [
       () => purgeExpiredIdempotencyKeys(storage.db),
+      () => dedup.purge(),
       // Finished webhook deliveries stay 30 days for the delivery log.
       () => webhooks.service.purge(30 * 24 * 60 * 60 * 1000),
     ],
@@ -280,8 +318,10 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       catalog,
       registry,
       ingest,
+      dedup,
       inventory,
       webhooks: webhooks.service,
+      tokenization,
     },
     availabilityFeed,
     async listen() {
@@ -298,6 +338,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       await availabilityFeed.stop();
       await server.close();
       await webhooks.stop();
+      await tokenization.drain();
       await relay.stop();
       await bus.close();
       await storage.close();

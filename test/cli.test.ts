@@ -87,7 +87,7 @@ describe('nexus CLI', () => {
     const demo = await cli(['demo', '--skus', '60'], env);
     expect(demo.code).toBe(0);
     expect(demo.out[0]).toMatch(
-      /^Seeded 3 markets, 60 stores, 2 warehouses, \d+ products with 60 SKUs, opening stock on \d+ SKU-locations\.$/,
+      /^Seeded 3 markets, 60 stores, 2 warehouses, \d+ products with 60 SKUs, opening stock on \d+ SKU-locations; \d+ customer, order and POS events ingested \(\d+ duplicates caught\)\.$/,
     );
     const secrets = demo.out.join('\n').match(/nx_[a-z0-9]{8}_[A-Za-z0-9_-]{43}/g) ?? [];
     expect(secrets).toHaveLength(5);

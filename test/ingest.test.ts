@@ -19,11 +19,11 @@ const sale = (id: string, data: Record<string, unknown> = {}) => ({
   specversion: '1.0',
   id,
   source: '//pos/DE-BER-001/till-3',
-  type: 'pos.sale.recorded.v1',
+  type: 'legacy.sale.recorded.v1',
   subject: 'sale/DE-BER-001/3/1001',
   time: '2026-11-28T09:15:00Z',
   datacontenttype: 'application/json',
-  dataschema: '/registry/subjects/pos.sale.recorded.v1/versions/latest',
+  dataschema: '/registry/subjects/legacy.sale.recorded.v1/versions/latest',
   partitionkey: 'DE-BER-001',
   market: 'DE',
   data: {
@@ -44,12 +44,16 @@ describe.each(hubShapes)('ingesting events from channel adapters: %s', (shape) =
 
   beforeAll(async () => {
     t = await startTestHub(shape);
-    const registered = await t.request('POST', '/registry/subjects/pos.sale.recorded.v1/versions', {
-      body: { schema: JSON.stringify(saleSchema), schemaType: 'JSON' },
-    });
+    const registered = await t.request(
+      'POST',
+      '/registry/subjects/legacy.sale.recorded.v1/versions',
+      {
+        body: { schema: JSON.stringify(saleSchema), schemaType: 'JSON' },
+      },
+    );
     expect(registered.status).toBe(200);
     observer = await t.hub.bus.subscribe(
-      { name: 'ingest-observer', filter: 'nexus.evt.*.pos.>' },
+      { name: 'ingest-observer', filter: 'nexus.evt.*.legacy.>' },
       (d) => {
         seen.push(d);
         return Promise.resolve();
@@ -75,7 +79,7 @@ describe.each(hubShapes)('ingesting events from channel adapters: %s', (shape) =
     expect(seen).toHaveLength(1);
     expect(seen[0]).toMatchObject({
       eventId: 'sale-1',
-      subject: 'nexus.evt.DE.pos.sale.recorded.v1',
+      subject: 'nexus.evt.DE.legacy.sale.recorded.v1',
     });
     expect(seen[0]!.envelope.source).toBe('//pos/DE-BER-001/till-3');
   });
@@ -180,7 +184,7 @@ describe.each(hubShapes)('ingesting events from channel adapters: %s', (shape) =
         id: 'dl-group-1',
         consumer: 'stock-projector',
         event_id: 'e-1',
-        subject: 'nexus.evt.DE.pos.sale.recorded.v1',
+        subject: 'nexus.evt.DE.legacy.sale.recorded.v1',
         envelope: JSON.stringify(sale('e-1')),
         error: 'projector was down',
         attempts: 5,

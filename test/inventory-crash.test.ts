@@ -75,7 +75,12 @@ const targets: Array<{
           name: 'postgres',
           env: async () => {
             const db = await createPgDatabase();
-            return { env: { NEXUS_DATABASE_URL: db.url }, drop: () => db.drop() };
+            // PostgreSQL hubs need a configured master key (tokenization).
+            const key = Buffer.alloc(32, 7).toString('base64');
+            return {
+              env: { NEXUS_DATABASE_URL: db.url, NEXUS_MASTER_KEY: key },
+              drop: () => db.drop(),
+            };
           },
         },
       ]

@@ -16,6 +16,13 @@ export class HubMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+  /** Business-duplicate decisions (modules/dedup): first, drop, merge, flag, unkeyed. */
+  readonly dedupDecisions = new Counter({
+    name: 'nexus_dedup_decisions_total',
+    help: 'Deduplication decisions on ingested events by rule, action and source system',
+    labelNames: ['rule', 'action', 'source'] as const,
+    registers: [this.registry],
+  });
   /** Webhook attempts by outcome (the webhooks module's dispatcher counts them here). */
   readonly webhookDeliveries = new Counter({
     name: 'nexus_webhook_deliveries_total',

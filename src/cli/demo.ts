@@ -4,6 +4,7 @@ import type { Product } from '../model/schemas/product.js';
 import type { Context } from '../platform/context.js';
 import type { UpsertResult } from '../platform/resources.js';
 import type { ApiKey, NewApiKey } from '../modules/access/index.js';
+import { buildDemoActivity } from './demo-customers.js';
 import { buildDemoRetailer, RETAILER_NAME } from './demo-data.js';
 
 /** The slice of the hub the demo seeder needs. */
@@ -13,6 +14,12 @@ export interface SeedTarget {
     locations: { bulkUpsert(ctx: Context, items: Location[]): Promise<UpsertResult[]> };
     catalog: { bulkUpsert(ctx: Context, items: Product[]): Promise<UpsertResult[]> };
     access: { create(input: NewApiKey): Promise<{ key: ApiKey; secret: string }> };
+    ingest: {
+      ingestBatch(
+        ctx: Context,
+        items: readonly unknown[],
+      ): Promise<{ accepted: number; deduplicated: unknown[]; rejected: unknown[] }>;
+    };
     inventory: {
       receive(
         ctx: Context,
@@ -30,6 +37,7 @@ export interface SeedReport {
   products: number;
   skus: number;
   stockLines: number;
+  events: { accepted: number; deduplicated: number };
   keys: Array<{ name: string; channel: string; scopes: string[]; secret: string }>;
 }
 
@@ -103,7 +111,10 @@ export async function seedDemo(
     data.products.flatMap((p) => p.skus.map((s) => s.sku)),
     data.locations,
   );
+  const activity = buildDemoActivity(data.products, data.locations);
+  const events = [...activity.customers, ...activity.orders, ...activity.posSales];
   const total =
+    events.length +
     data.markets.length +
     data.locations.length +
     data.products.length +
@@ -128,6 +139,20 @@ export async function seedDemo(
     await hub.services.inventory.receive(ctx, batch, 'all-or-nothing');
     step(batch.length, 'opening stock');
   }
+  // What the channels send: customers (personal data tokenized at the edge), orders, POS
+  // sales (some twice, from the nightly file too: the deduplication service drops those).
+  let accepted = 0;
+  let deduplicated = 0;
+  for (let i = 0; i < events.length; i += 500) {
+    const batch = events.slice(i, i + 500);
+    const report = await hub.services.ingest.ingestBatch(ctx, batch);
+    if (report.rejected.length > 0) {
+      throw new Error(`demo events refused: ${JSON.stringify(report.rejected[0])}`);
+    }
+    accepted += report.accepted;
+    deduplicated += report.deduplicated.length;
+    step(batch.length, 'customers, orders and POS sales');
+  }
   const keys: SeedReport['keys'] = [];
   for (const input of DEMO_KEYS) {
     const { key, secret } = await hub.services.access.create(input);
@@ -141,6 +166,7 @@ export async function seedDemo(
     products: data.products.length,
     skus: data.products.reduce((n, p) => n + p.skus.length, 0),
     stockLines: stock.length,
+    events: { accepted, deduplicated },
     keys,
   };
 }

@@ -30,6 +30,7 @@ export interface CliHub extends SeedTarget {
       compatibility(subject?: string): Promise<string>;
     };
     inventory: SeedTarget['services']['inventory'] & SnapshotTarget;
+    tokenization: TokenKeysCli;
     markets: SeedTarget['services']['markets'] & {
       list(
         ctx: ReturnType<typeof systemContext>,
@@ -44,6 +45,21 @@ export interface CliHub extends SeedTarget {
 interface SchemaProposal {
   schema: string;
   schemaType?: string;
+}
+
+/** What `nexus tokens` needs of the tokenization service. */
+export interface TokenKeysCli {
+  rotate(ctx: ReturnType<typeof systemContext>): Promise<{ version: number; previous: number }>;
+  reencrypt(
+    ctx: ReturnType<typeof systemContext>,
+    progress?: (done: number, total: number) => void,
+  ): Promise<{ total: number; moved: number; skipped: number; failed: number; version: number }>;
+  keyStatus(): Promise<{
+    currentVersion: number;
+    deterministicVersion: number;
+    keyCheck: string;
+    versions: Array<{ version: number; current: boolean; createdAt: string; ciphertexts: number }>;
+  }>;
 }
 
 export type HubFactory = (config: Config, options?: { logger?: Logger }) => Promise<CliHub>;
@@ -66,6 +82,13 @@ Usage:
       Import a full stock snapshot from a legacy system (columns sku, location_id,
       quantity). Rows are cycle counts: the book takes what was counted and the variance
       is kept. Rejected rows go to OUT.csv (default FILE.rejected.csv) with their reason.
+  nexus tokens status
+      Key versions of the tokenization vault and how many ciphertexts each still holds.
+  nexus tokens rotate
+      Add a key version and make it current: new vault ciphertexts use it, older ones stay
+      readable. Running hubs pick it up within 10 s.
+  nexus tokens reencrypt
+      Move every vault ciphertext to the current key version, with a progress bar.
   nexus schema check --subject SUBJECT --file SCHEMA.json
       Test a proposed JSON Schema against the subject's registered versions under its
       compatibility level; prints the verdict and the reasons.
@@ -73,7 +96,9 @@ Usage:
       Register it (refused, with reasons, when incompatible).
 
 Configuration: nexus.config.yaml (or --config / NEXUS_CONFIG), overridden by
-NEXUS_DATABASE_URL, NEXUS_NATS_URL, NEXUS_HOST, NEXUS_PORT, NEXUS_LOG_LEVEL.`;
+NEXUS_DATABASE_URL, NEXUS_NATS_URL, NEXUS_HOST, NEXUS_PORT, NEXUS_LOG_LEVEL,
+NEXUS_MASTER_KEY (base64 of 32 bytes; required with PostgreSQL; the embedded default keeps a
+generated one in master.key beside the SQLite file), NEXUS_MASTER_KEY_FILE.`;
 
 interface Io {
   out: (line: string) => void;
@@ -151,6 +176,8 @@ async function dispatch(argv: string[], createHub: HubFactory, io: Io): Promise<
       return schema(rest, createHub, io);
     case 'inventory':
       return inventory(rest, createHub, io);
+    case 'tokens':
+      return tokens(rest, createHub, io);
     default:
       throw new NexusError('VALIDATION_FAILED', `unknown command '${command}' (see nexus --help)`);
   }
@@ -265,7 +292,9 @@ function printSeed(io: Io, report: SeedReport): void {
   io.out(
     `Seeded ${report.markets} markets, ${report.stores} stores, ${report.warehouses} warehouses, ` +
       `${report.products} products with ${report.skus} SKUs, ` +
-      `opening stock on ${report.stockLines} SKU-locations.`,
+      `opening stock on ${report.stockLines} SKU-locations; ` +
+      `${report.events.accepted} customer, order and POS events ingested ` +
+      `(${report.events.deduplicated} duplicates caught).`,
   );
   io.out('Channel API keys (shown once; store them now):');
   for (const key of report.keys) {
@@ -457,6 +486,58 @@ async function inventory(argv: string[], createHub: HubFactory, io: Io): Promise
     if (report.rejected.length > 10) io.err(`  ... and ${report.rejected.length - 10} more`);
     io.err(`Rejected rows with their reasons: ${out}`);
     return 3;
+  } finally {
+    await hub.close();
+  }
+}
+
+async function tokens(argv: string[], createHub: HubFactory, io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values } = parse(rest, {});
+  if (sub !== 'rotate' && sub !== 'reencrypt' && sub !== 'status') {
+    throw new NexusError(
+      'VALIDATION_FAILED',
+      'use: nexus tokens status | rotate | reencrypt (see nexus --help)',
+    );
+  }
+  const hub = await createHub(configFrom(values), { logger: quietLogger() });
+  const service = hub.services.tokenization;
+  const ctx = systemContext(`cli:tokens-${sub}`, { actor: { kind: 'cli', id: `tokens-${sub}` } });
+  try {
+    if (sub === 'rotate') {
+      const { version, previous } = await service.rotate(ctx);
+      io.out(
+        `Key version ${version} is current (was ${previous}). Run \`nexus tokens reencrypt\` to move the vault to it.`,
+      );
+      return 0;
+    }
+    if (sub === 'reencrypt') {
+      const width = 30;
+      const result = await service.reencrypt(ctx, (done, total) => {
+        const filled = total === 0 ? width : Math.round((done / total) * width);
+        io.progress(
+          `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ciphertexts`,
+        );
+      });
+      io.progress('\n');
+      io.out(
+        `Re-encrypted ${result.moved} of ${result.total} vault ciphertexts to key version ${result.version}` +
+          `${result.skipped > 0 ? ` (${result.skipped} moved by another process)` : ''}.`,
+      );
+      if (result.failed === 0) return 0;
+      io.err(`${result.failed} rows could not be read and were left as they are (see the log).`);
+      return 1;
+    }
+    const status = await service.keyStatus();
+    io.out(
+      `Key check value ${status.keyCheck}; convergent and FF1 tokens use version ${status.deterministicVersion}.`,
+    );
+    for (const version of status.versions) {
+      io.out(
+        `  v${version.version}${version.current ? ' (current)' : ''}  created ${version.createdAt}  ${version.ciphertexts} vault ciphertexts`,
+      );
+    }
+    return 0;
   } finally {
     await hub.close();
   }

@@ -27,6 +27,15 @@ export const ERROR_CODES = {
     status: 409,
     title: 'The reservation was already committed, released or expired',
   },
+  TOKEN_MALFORMED: { status: 400, title: 'Not a token' },
+  TOKEN_CLASS_FORBIDDEN: {
+    status: 403,
+    title: 'API key may not detokenize this field class',
+  },
+  TOKEN_UNKNOWN: { status: 404, title: 'Token unknown to the vault' },
+  TOKEN_ERASED: { status: 410, title: 'Token of erased personal data' },
+  SUBJECT_ERASED: { status: 409, title: 'The customer was erased' },
+  RATE_LIMITED: { status: 429, title: 'Rate limit exceeded' },
   CONFIG_INVALID: { status: 500, title: 'Configuration is invalid' },
   INTERNAL: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -5,6 +5,57 @@ import { NexusError } from '../model/errors.js';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import { createAjv, toFieldErrors } from './validation.js';
 
+/** How personal data of one field class is tokenized (see modules/tokenization). */
+const TokenKindSetting = (kind: 'vault' | 'convergent' | 'fpe' | 'mask') =>
+  Type.Union(
+    [Type.Literal('vault'), Type.Literal('convergent'), Type.Literal('fpe'), Type.Literal('mask')],
+    { default: kind },
+  );
+
+/**
+ * A business-duplicate rule: events of `eventType` whose values at the `key` JSON Pointers
+ * equal those of an event seen within `window` are the same fact (see modules/dedup).
+ */
+export const DedupRule = Type.Object(
+  {
+    name: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' }),
+    eventType: Type.String({ pattern: '^[a-z0-9]+(\\.[a-z0-9-]+)+$' }),
+    key: Type.Array(
+      Type.String({
+        // RFC 6901, and never the whole document: '/data/id', '/market', '/data/lines/0/sku'.
+        pattern: '^(/([^~/]|~[01])*)+$',
+        description: 'JSON Pointer into the event envelope',
+      }),
+      { minItems: 1, maxItems: 10 },
+    ),
+    window: Type.String({
+      pattern: '^[1-9][0-9]{0,6}(ms|s|m|h|d)$',
+      description: 'How long a fact stays known: 90s, 72h, 30d',
+    }),
+    action: Type.Union([Type.Literal('drop'), Type.Literal('merge'), Type.Literal('flag')]),
+  },
+  { additionalProperties: false },
+);
+export type DedupRule = Static<typeof DedupRule>;
+
+/** Rules that ship for the canonical business events (see docs/decisions.md D28). */
+export const DEFAULT_DEDUP_RULES: DedupRule[] = [
+  {
+    name: 'pos-sale',
+    eventType: 'pos.sale.recorded.v1',
+    key: ['/data/locationId', '/data/terminalId', '/data/transactionNumber', '/data/businessDate'],
+    window: '7d',
+    action: 'drop',
+  },
+  {
+    name: 'web-order',
+    eventType: 'order.placed.v1',
+    key: ['/data/marketCode', '/data/externalReferences/0/system', '/data/externalReferences/0/id'],
+    window: '30d',
+    action: 'flag',
+  },
+];
+
 /** The hub's configuration: a file (nexus.config.yaml) overlaid by NEXUS_* environment variables. */
 export const ConfigSchema = Type.Object(
   {
@@ -81,6 +132,14 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    dedup: Type.Object(
+      {
+        /** Off: only transport duplicates (the same event id) are dropped. */
+        enabled: Type.Boolean({ default: true }),
+        rules: Type.Array(DedupRule, { maxItems: 200, default: DEFAULT_DEDUP_RULES }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     log: Type.Object(
       {
         level: Type.Union(
@@ -89,6 +148,30 @@ export const ConfigSchema = Type.Object(
           ),
           { default: 'info' },
         ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    tokenization: Type.Object(
+      {
+        /** Base64 of 32 random bytes; never stored in the database. Env NEXUS_MASTER_KEY. */
+        masterKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/_-]{43}=?$' })),
+        /** A file holding the base64 master key. Env NEXUS_MASTER_KEY_FILE. */
+        masterKeyFile: Type.Optional(Type.String({ minLength: 1 })),
+        /** The kind of token per field class (vault, convergent, fpe or mask). */
+        kinds: Type.Object(
+          {
+            email: TokenKindSetting('convergent'),
+            phone: TokenKindSetting('convergent'),
+            name: TokenKindSetting('vault'),
+            address: TokenKindSetting('vault'),
+            birthdate: TokenKindSetting('vault'),
+            card: TokenKindSetting('fpe'),
+            generic: TokenKindSetting('vault'),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        /** Tokens one API key may detokenize per minute in one hub process (token bucket). */
+        detokenizeRatePerMinute: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 60 }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -136,7 +219,12 @@ const ENV: Array<[string, (config: Record<string, unknown>, value: string) => vo
   ['NEXUS_PORT', (c, v) => (section(c, 'http').port = numberOrText(v))],
   ['NEXUS_LOG_LEVEL', (c, v) => (section(c, 'log').level = v)],
   ['NEXUS_OUTBOX_MAX_BACKLOG', (c, v) => (section(c, 'outbox').maxBacklog = numberOrText(v))],
+  ['NEXUS_MASTER_KEY', (c, v) => (section(c, 'tokenization').masterKey = v)],
+  ['NEXUS_MASTER_KEY_FILE', (c, v) => (section(c, 'tokenization').masterKeyFile = v)],
 ];
+
+/** Never repeated in an error message. */
+const SECRET_ENV = new Set(['NEXUS_MASTER_KEY']);
 
 function section(config: Record<string, unknown>, key: string): Record<string, unknown> {
   const existing = config[key];
@@ -203,7 +291,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const setting = (first?.pointer ?? '/').slice(1).replace(/\//g, '.') || '(top level)';
     const envName = [...fromEnv.keys()].find((name) => setting.startsWith(envTarget(name)));
     const origin = envName
-      ? ` (from ${envName}=${fromEnv.get(envName)})`
+      ? SECRET_ENV.has(envName)
+        ? ` (from ${envName})`
+        : ` (from ${envName}=${fromEnv.get(envName)})`
       : file
         ? ` (in ${file})`
         : '';
@@ -212,7 +302,18 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       `invalid configuration: ${setting} ${first?.detail ?? 'is invalid'}${origin}`,
     );
   }
-  return withDefaults(raw);
+  const config = withDefaults(raw);
+  const names = new Set<string>();
+  config.dedup.rules.forEach((rule, i) => {
+    if (names.has(rule.name)) {
+      throw new NexusError(
+        'CONFIG_INVALID',
+        `invalid configuration: dedup.rules.${i}.name '${rule.name}' is used by another rule${file ? ` (in ${file})` : ''}`,
+      );
+    }
+    names.add(rule.name);
+  });
+  return config;
 }
 
 /**
@@ -241,6 +342,9 @@ function envTarget(name: string): string {
       return 'log';
     case 'NEXUS_OUTBOX_MAX_BACKLOG':
       return 'outbox';
+    case 'NEXUS_MASTER_KEY':
+    case 'NEXUS_MASTER_KEY_FILE':
+      return 'tokenization';
     default:
       return 'http';
   }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +46,8 @@ export async function startTestHub(
   } else {
     const database = await createPgDatabase();
     env.NEXUS_DATABASE_URL = database.url;
+    // PostgreSQL hubs need a configured master key (tokenization); one per test database.
+    env.NEXUS_MASTER_KEY = randomBytes(32).toString('base64');
     cleanup = () => database.drop();
     if (shape === 'postgres+nats') {
       env.NEXUS_NATS_URL = NATS_URL;

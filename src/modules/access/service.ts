@@ -23,6 +23,19 @@ export const SCOPES = [
   'webhooks:read',
   'webhooks:write',
   'keys:admin',
+  // Personal data (modules/tokenization): detokenizing needs pii:detokenize and, per field
+  // class, pii:detokenize:<class>; erasure, the audit log and tokenizing over HTTP have their own.
+  'pii:detokenize',
+  'pii:detokenize:email',
+  'pii:detokenize:phone',
+  'pii:detokenize:name',
+  'pii:detokenize:address',
+  'pii:detokenize:birthdate',
+  'pii:detokenize:card',
+  'pii:detokenize:generic',
+  'pii:tokenize',
+  'pii:erase',
+  'pii:audit',
   '*',
 ] as const;
 export type Scope = (typeof SCOPES)[number];

@@ -28,7 +28,25 @@ export function ingestRoutes(app: FastifyInstance, service: IngestService): void
         "Ingest one event from a channel adapter, checked against its type's registered schema",
       body: EventEnvelope,
       response: {
-        202: Type.Object({ id: Type.String(), duplicate: Type.Boolean() }),
+        202: Type.Object({
+          id: Type.String(),
+          duplicate: Type.Boolean({ description: 'This event id was ingested before' }),
+          deduplicated: Type.Optional(
+            Type.Object(
+              {
+                action: Type.Union([
+                  Type.Literal('drop'),
+                  Type.Literal('merge'),
+                  Type.Literal('flag'),
+                ]),
+                rule: Type.String(),
+                firstEventId: Type.String(),
+                reviewId: Type.Optional(Type.String()),
+              },
+              { description: 'A business rule found the same fact: the event was not published' },
+            ),
+          ),
+        }),
         422: Problem,
       },
     },

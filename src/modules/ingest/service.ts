@@ -21,15 +21,53 @@ export const INGEST = 'ingest';
 
 const DATASCHEMA = /^\/registry\/subjects\/([^/]+)\/versions\/([0-9]+|latest)$/;
 
+/**
+ * The edge steps an inbound event goes through, in this order: personal data tokenized (the
+ * clear payload checked against the clear schema, the token form against the registered one),
+ * the event id claimed (transport duplicates), then business deduplication inside the same
+ * transaction as the event's commit. Both are optional so ingest works without them.
+ */
+export interface InboundTokenizer {
+  prepareInbound(
+    type: string,
+    data: unknown,
+    subjectHint?: string,
+    options?: { pointer?: string },
+  ): Promise<unknown>;
+  /** For a dead letter: nothing personal left in clear, whatever shape the data has. */
+  redactInbound(type: string, data: unknown, subjectHint?: string): Promise<unknown>;
+}
+
+export type BusinessDedupOutcome =
+  | { action: 'accept' }
+  | { action: 'unkeyed'; rule: string }
+  | { action: 'drop' | 'merge' | 'flag'; rule: string; firstEventId: string; reviewId?: string };
+
+export interface BusinessDeduplicator {
+  decide(trx: Executor, envelope: EventEnvelope): Promise<BusinessDedupOutcome>;
+}
+
 export interface IngestDeps {
   db: Executor;
   transactor: Transactor;
   registry: RegistryService;
+  tokenizer?: InboundTokenizer;
+  dedup?: BusinessDeduplicator;
+}
+
+/** Set when a business rule held the event back (it was not published). */
+export interface Deduplicated {
+  action: 'drop' | 'merge' | 'flag';
+  rule: string;
+  firstEventId: string;
+  reviewId?: string;
 }
 
 export interface BatchReport {
   accepted: number;
   duplicates: number;
+  /** Business duplicates held back by a rule, by index. */
+  deduplicated: Array<{ index: number; id: string } & Deduplicated>;
   rejected: Array<{ index: number; id: string | null; deadLetterId: string; errors: FieldError[] }>;
 }
 
@@ -87,27 +125,45 @@ export class IngestService {
 
   constructor(private readonly deps: IngestDeps) {}
 
-  async ingest(ctx: Context, raw: unknown): Promise<{ id: string; duplicate: boolean }> {
+  async ingest(
+    ctx: Context,
+    raw: unknown,
+  ): Promise<{ id: string; duplicate: boolean; deduplicated?: Deduplicated }> {
     const { envelope, errors } = await this.check(raw, '');
     if (!envelope) {
       throw new NexusError('SCHEMA_VIOLATION', `${errors[0]!.pointer} ${errors[0]!.detail}`, {
         errors,
       });
     }
-    const duplicate = await this.deps.transactor.run(ctx, async (uow) => {
-      if (!(await claimEventId(uow.trx, envelope.id))) return true;
+    return this.deps.transactor.run(ctx, async (uow) => {
+      if (!(await claimEventId(uow.trx, envelope.id))) return { id: envelope.id, duplicate: true };
+      const held = await this.admit(uow.trx, envelope);
+      if (held) return { id: envelope.id, duplicate: false, deduplicated: held };
       uow.forward(envelope);
-      return false;
+      return { id: envelope.id, duplicate: false };
     });
-    return { id: envelope.id, duplicate };
+  }
+
+  /** Business deduplication; returns what held the event back, or null to publish it. */
+  private async admit(trx: Executor, envelope: EventEnvelope): Promise<Deduplicated | null> {
+    const outcome = await this.deps.dedup?.decide(trx, envelope);
+    if (!outcome || outcome.action === 'accept' || outcome.action === 'unkeyed') return null;
+    return outcome;
   }
 
   async ingestBatch(ctx: Context, items: readonly unknown[]): Promise<BatchReport> {
     const checked = await Promise.all(
       items.map((item, index) => this.check(item, `/items/${index}`)),
     );
+    // Before the transaction: redaction writes vault entries in its own (and on SQLite the
+    // one connection is the transaction's).
+    const redacted = await Promise.all(
+      checked.map(({ envelope }, index) =>
+        envelope ? Promise.resolve(null) : this.redact(items[index]),
+      ),
+    );
     const now = Date.now();
-    const report: BatchReport = { accepted: 0, duplicates: 0, rejected: [] };
+    const report: BatchReport = { accepted: 0, duplicates: 0, deduplicated: [], rejected: [] };
     await this.deps.transactor.run(ctx, async (uow) => {
       for (const [index, { envelope, errors }] of checked.entries()) {
         if (!envelope) {
@@ -118,7 +174,7 @@ export class IngestService {
             consumer: INGEST,
             event_id: field(raw, 'id') ?? '',
             subject: field(raw, 'type') ?? '',
-            envelope: JSON.stringify(raw) ?? 'null',
+            envelope: JSON.stringify(redacted[index]) ?? 'null',
             error: JSON.stringify(errors),
             attempts: 1,
             status: 'open',
@@ -127,8 +183,13 @@ export class IngestService {
           });
           report.rejected.push({ index, id: field(raw, 'id'), deadLetterId, errors });
         } else if (await claimEventId(uow.trx, envelope.id)) {
-          uow.forward(envelope);
-          report.accepted++;
+          const held = await this.admit(uow.trx, envelope);
+          if (held) {
+            report.deduplicated.push({ index, id: envelope.id, ...held });
+          } else {
+            uow.forward(envelope);
+            report.accepted++;
+          }
         } else {
           report.duplicates++;
         }
@@ -203,6 +264,15 @@ export class IngestService {
     return this.deadLetter(id);
   }
 
+  /** A dead letter keeps the event as sent, except personal data, which is tokenized or masked. */
+  private async redact(raw: unknown): Promise<unknown> {
+    const tokenizer = this.deps.tokenizer;
+    if (!tokenizer || raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+    const record = raw as Record<string, unknown>;
+    if (typeof record.type !== 'string' || !('data' in record)) return raw;
+    return { ...record, data: await tokenizer.redactInbound(record.type, record.data) };
+  }
+
   /** Envelope, then the data against the registered schema of its type; pointers under `root`. */
   private async check(
     raw: unknown,
@@ -214,7 +284,7 @@ export class IngestService {
       if (error instanceof NexusError) return { envelope: null, errors: error.errors };
       throw error;
     }
-    const envelope = raw as EventEnvelope;
+    let envelope = raw as EventEnvelope;
     const match = DATASCHEMA.exec(envelope.dataschema);
     if (!match || match[1] !== envelope.type) {
       return {
@@ -234,6 +304,27 @@ export class IngestService {
       if (!(error instanceof RegistryError)) throw error;
       const pointer = error.errorCode === 40401 ? `${root}/type` : `${root}/dataschema`;
       return { envelope: null, errors: [{ pointer, detail: error.message }] };
+    }
+    if (this.deps.tokenizer) {
+      // Personal data becomes tokens before anything is validated against the registered (token
+      // form) schema, stored or published.
+      try {
+        const data = await this.deps.tokenizer.prepareInbound(
+          envelope.type,
+          envelope.data,
+          undefined,
+          {
+            pointer: `${root}/data`,
+          },
+        );
+        if (data !== envelope.data) envelope = { ...envelope, data };
+      } catch (error) {
+        if (!(error instanceof NexusError)) throw error;
+        const errors = error.errors.length
+          ? error.errors
+          : [{ pointer: `${root}/data`, detail: error.message }];
+        return { envelope: null, errors };
+      }
     }
     if (!validate(envelope.data))
       return { envelope: null, errors: toFieldErrors(validate.errors, `${root}/data`) };

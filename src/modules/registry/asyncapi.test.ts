@@ -151,6 +151,15 @@ const ORDER = {
       lineTotal: { currency: 'EUR', amount: '119.95' },
       delivery: { mode: 'pickup-in-store', locationId: 'DE-BER-001' },
     },
+    {
+      lineId: '2',
+      sku: 'P-1000-43',
+      quantity: 1,
+      unitPrice: { currency: 'EUR', amount: '0.00' },
+      lineTotal: { currency: 'EUR', amount: '0.00' },
+      // Personal data travels as tokens: the address is one vault token.
+      delivery: { mode: 'ship-to-address', address: 'tok_v1_address_3q2-7wAAgZ1yT0kLmN8pQrS4' },
+    },
   ],
   totals: {
     subtotal: { currency: 'EUR', amount: '119.95' },
@@ -159,6 +168,38 @@ const ORDER = {
     grandTotal: { currency: 'EUR', amount: '119.95' },
   },
   externalReferences: [{ system: 'shop-de', id: 'W-1001' }],
+};
+
+/** A customer in token form: every personal data field is a token. */
+const CUSTOMER = {
+  id: 'C-1001',
+  channelIds: [{ channel: 'web', externalId: 'shop-4711' }],
+  contactPoints: [
+    {
+      type: 'email',
+      value: 'tok_c1_email_fnyDYq0tDpeaV_8uY4I_YRN8JvG-JUz0',
+      verified: true,
+      primary: true,
+    },
+    {
+      type: 'phone',
+      value: 'tok_c1_phone_L18Seu-YwQQV9FeIulUffh-QXpvWeACU',
+      verified: false,
+      primary: true,
+    },
+    {
+      type: 'address',
+      address: 'tok_v1_address_Zm9vYmFyYmF6cXV4cXV1eDEy',
+      verified: true,
+      primary: true,
+    },
+  ],
+  names: { given: 'tok_v1_name_aGVsbG8td29ybGQtMTIzNDU2', family: 'D***' },
+  birthDate: 'tok_v1_birthdate_YmlydGhkYXRlLXRva2VuLTEy',
+  marketCode: 'DE',
+  consents: [
+    { purpose: 'marketing-email', granted: true, at: '2026-01-02T10:00:00.000Z', channel: 'web' },
+  ],
 };
 
 const RESERVATION = {
@@ -234,6 +275,12 @@ const SAMPLES: Record<EventType, { subject: string; market?: string; data: unkno
     },
   },
   'order.placed.v1': { subject: 'order/O-1', market: 'DE', data: ORDER },
+  'customer.registered.v1': { subject: 'customer/C-1001', market: 'DE', data: CUSTOMER },
+  'customer.updated.v1': { subject: 'customer/C-1001', market: 'DE', data: CUSTOMER },
+  'customer.erased.v1': {
+    subject: 'customer/C-1001',
+    data: { customerId: 'C-1001', erasedAt: '2026-12-01T08:00:00.000Z', tokenCount: 6 },
+  },
   'inventory.reservation.expired.v1': {
     subject: 'reservation/R-1',
     market: 'DE',
@@ -373,7 +420,15 @@ describe('buildAsyncApi', () => {
 
       // A field every sample has, set to a value its schema refuses.
       const [field, bad] =
-        'version' in data ? ['version', 0] : 'quantity' in data ? ['quantity', 0] : ['lines', []];
+        'version' in data
+          ? ['version', 0]
+          : 'quantity' in data
+            ? ['quantity', 0]
+            : 'tokenCount' in data
+              ? ['tokenCount', -1]
+              : 'contactPoints' in data
+                ? ['birthDate', '1987-04-23'] // a clear value where a token belongs
+                : ['lines', []];
       expect(validate(sampleEnvelope(type, { ...data, [field]: bad }))).toBe(false);
       expect(validate.errors?.some((e) => e.instancePath === `/data/${field}`)).toBe(true);
 

@@ -451,6 +451,168 @@ const steps: Record<string, Step> = {
       .addPrimaryKeyConstraint('webhook_attempts_pk', ['delivery_id', 'attempt'])
       .execute();
   },
+
+  '0008_dedup': async (db) => {
+    // One row per business fact a rule has seen (rule + hash of its key values): the first
+    // event, every source it came from, and until when a repeat counts as a duplicate.
+    await db.schema
+      .createTable('dedup_keys')
+      .addColumn('rule', 'text', (c) => c.notNull())
+      .addColumn('key_hash', 'text', (c) => c.notNull())
+      .addColumn('first_event_id', 'text', (c) => c.notNull())
+      .addColumn('first_source', 'text', (c) => c.notNull())
+      .addColumn('first_seen_at', int64, (c) => c.notNull())
+      .addColumn('expires_at', int64, (c) => c.notNull())
+      .addColumn('duplicates', 'integer', (c) => c.notNull())
+      .addColumn('sources', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('dedup_keys_pk', ['rule', 'key_hash'])
+      .execute();
+    await db.schema
+      .createIndex('dedup_keys_expiry')
+      .on('dedup_keys')
+      .column('expires_at')
+      .execute();
+    // Every decision that was not a plain accept, for people: what, why, which first event.
+    await db.schema
+      .createTable('dedup_log')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('at', int64, (c) => c.notNull())
+      .addColumn('rule', 'text', (c) => c.notNull())
+      .addColumn('action', 'text', (c) => c.notNull())
+      .addColumn('event_id', 'text', (c) => c.notNull())
+      .addColumn('event_type', 'text', (c) => c.notNull())
+      .addColumn('source', 'text', (c) => c.notNull())
+      .addColumn('first_event_id', 'text')
+      .addColumn('key_values', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('dedup_log_rule').on('dedup_log').columns(['rule', 'at']).execute();
+    // Flagged events wait here for a person: released (then published) or rejected.
+    await db.schema
+      .createTable('dedup_review')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('at', int64, (c) => c.notNull())
+      .addColumn('rule', 'text', (c) => c.notNull())
+      .addColumn('event_id', 'text', (c) => c.notNull())
+      .addColumn('first_event_id', 'text', (c) => c.notNull())
+      .addColumn('envelope', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('decided_at', int64)
+      .addColumn('decided_by', 'text')
+      .addColumn('note', 'text')
+      .execute();
+    await db.schema
+      .createIndex('dedup_review_status')
+      .on('dedup_review')
+      .columns(['status', 'at'])
+      .execute();
+  },
+
+  '0009_tokenization': async (db, dialect) => {
+    // Key versions: the keys themselves are derived from the master key, which never comes from
+    // the database; each row keeps the master's key check value so a wrong master is refused.
+    await db.schema
+      .createTable('token_keys')
+      .addColumn('version', 'integer', (c) => c.primaryKey())
+      .addColumn('is_current', 'integer', (c) => c.notNull())
+      .addColumn('key_check', 'text', (c) => c.notNull())
+      .addColumn('created_at', int64, (c) => c.notNull())
+      .execute();
+
+    // One row per issued token. Vault tokens: the value encrypted (AES-256-GCM) and the customer
+    // it belongs to; convergent tokens: the value encrypted too (shared by every customer with
+    // that value, so subject is null and token_subjects links them); FF1 tokens: no ciphertext,
+    // the row records that the hub issued the token.
+    await db.schema
+      .createTable('token_vault')
+      .addColumn('token', 'text', (c) => c.primaryKey())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('field_class', 'text', (c) => c.notNull())
+      .addColumn('key_version', 'integer', (c) => c.notNull())
+      .addColumn('ciphertext', dialect === 'postgres' ? 'bytea' : 'blob')
+      .addColumn('subject', 'text')
+      .addColumn('created_at', int64, (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('token_vault_subject')
+      .on('token_vault')
+      .column('subject')
+      .where(sql.ref('subject'), 'is not', null)
+      .execute();
+    await db.schema
+      .createIndex('token_vault_key_version')
+      .on('token_vault')
+      .columns(['key_version', 'token'])
+      .execute();
+
+    await db.schema
+      .createTable('token_subjects')
+      .addColumn('subject', 'text', (c) => c.notNull())
+      .addColumn('token', 'text', (c) => c.notNull())
+      .addColumn('created_at', int64, (c) => c.notNull())
+      .addPrimaryKeyConstraint('token_subjects_pk', ['subject', 'token'])
+      .execute();
+
+    // Tokens of erased customers: detokenization refuses them (TOKEN_ERASED).
+    await db.schema
+      .createTable('token_tombstones')
+      .addColumn('token', 'text', (c) => c.primaryKey())
+      .addColumn('subject', 'text', (c) => c.notNull())
+      .addColumn('erased_at', int64, (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('token_erasures')
+      .addColumn('seq', serialKey(dialect), (c) =>
+        dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+      )
+      .addColumn('subject', 'text', (c) => c.notNull().unique())
+      .addColumn('erased_at', int64, (c) => c.notNull())
+      .addColumn('token_count', 'integer', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('token_audit')
+      .addColumn('seq', serialKey(dialect), (c) =>
+        dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+      )
+      .addColumn('at', int64, (c) => c.notNull())
+      .addColumn('actor', 'text', (c) => c.notNull())
+      .addColumn('action', 'text', (c) => c.notNull())
+      .addColumn('token', 'text')
+      .addColumn('subject', 'text')
+      .addColumn('field_class', 'text')
+      .addColumn('reason', 'text')
+      .addColumn('outcome', 'text', (c) => c.notNull())
+      .addColumn('code', 'text')
+      .addColumn('count', 'integer')
+      .addColumn('request_id', 'text')
+      .execute();
+    await db.schema.createIndex('token_audit_at').on('token_audit').column('at').execute();
+    await db.schema
+      .createIndex('token_audit_token')
+      .on('token_audit')
+      .column('token')
+      .where(sql.ref('token'), 'is not', null)
+      .execute();
+    await db.schema
+      .createIndex('token_audit_subject')
+      .on('token_audit')
+      .column('subject')
+      .where(sql.ref('subject'), 'is not', null)
+      .execute();
+    // Append-only: the database itself refuses to change or remove an audit row.
+    if (dialect === 'postgres') {
+      await sql`create function token_audit_append_only() returns trigger language plpgsql as $$
+        begin raise exception 'token_audit is append-only'; end $$`.execute(db);
+      await sql`create trigger token_audit_append_only before update or delete or truncate
+        on token_audit for each statement execute function token_audit_append_only()`.execute(db);
+    } else {
+      await sql`create trigger token_audit_no_update before update on token_audit
+        begin select raise(abort, 'token_audit is append-only'); end`.execute(db);
+      await sql`create trigger token_audit_no_delete before delete on token_audit
+        begin select raise(abort, 'token_audit is append-only'); end`.execute(db);
+    }
+  },
 };
 
 /** Runs every pending migration; safe to call from several processes at once (kysely locks). */

@@ -1,0 +1,13 @@
+/**
+ * Deduplication of business events: the same fact under different event ids, caught by rules
+ * per event type (business key, window, action) inside the ingest transaction.
+ */
+export {
+  DedupService,
+  valueAt,
+  windowMs,
+  type DedupDeps,
+  type DedupMetrics,
+  type DedupOutcome,
+} from './service.js';
+export { dedupRoutes } from './routes.js';

@@ -1,0 +1,300 @@
+import { createHash } from 'node:crypto';
+import { NexusError } from '../../model/errors.js';
+import { uuidv7 } from '../../model/ids.js';
+import type { EventEnvelope } from '../../model/schemas/event.js';
+import type { Context } from '../../platform/context.js';
+import type { DedupRule } from '../../platform/config.js';
+import type { Dialect, Executor } from '../../platform/db/storage.js';
+import type { Transactor } from '../../platform/events/unit-of-work.js';
+import type { Logger } from '../../platform/logging.js';
+import { decodeCursor, encodeCursor } from '../../platform/resources.js';
+import {
+  claimFact,
+  decideReview,
+  getReview,
+  insertLog,
+  insertReview,
+  listLog,
+  listReview,
+  lockFact,
+  purge,
+  recordDuplicate,
+  type DedupLogRow,
+  type DedupReviewRow,
+} from './store.js';
+
+/** What happened to one inbound event. */
+export type DedupOutcome =
+  | { action: 'accept' }
+  | { action: 'unkeyed'; rule: string }
+  | { action: 'drop' | 'merge' | 'flag'; rule: string; firstEventId: string; reviewId?: string };
+
+/** Counts decisions (bounded labels: rule names, actions, at most 100 sources then 'other'). */
+export interface DedupMetrics {
+  dedupDecisions: { inc(labels: { rule: string; action: string; source: string }): void };
+}
+
+export interface DedupDeps {
+  db: Executor;
+  dialect: Dialect;
+  transactor: Transactor;
+  rules: readonly DedupRule[];
+  enabled: boolean;
+  metrics?: DedupMetrics;
+  logger?: Logger;
+  now?: () => number;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** '72h' -> milliseconds (the configuration has checked the form). */
+export function windowMs(window: string): number {
+  const match = /^([0-9]+)(ms|s|m|h|d)$/.exec(window);
+  if (!match) throw new Error(`not a window: ${window}`);
+  return Number(match[1]) * UNITS[match[2]!]!;
+}
+
+/** RFC 6901: the value at a JSON Pointer, or undefined. */
+export function valueAt(document: unknown, pointer: string): unknown {
+  let current: unknown = document;
+  for (const raw of pointer.split('/').slice(1)) {
+    const token = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(current)) {
+      if (!/^(0|[1-9][0-9]*)$/.test(token)) return undefined;
+      current = current[Number(token)];
+    } else if (typeof current === 'object' && current !== null) {
+      current = Object.prototype.hasOwnProperty.call(current, token)
+        ? (current as Record<string, unknown>)[token]
+        : undefined;
+    } else return undefined;
+  }
+  return current;
+}
+
+const MAX_SOURCES_PER_FACT = 20;
+const MAX_SOURCE_LABELS = 100;
+
+/**
+ * Business deduplication: the same fact arriving twice under different event ids (the store
+ * system and the nightly file; two market stacks). Each rule names an event type, the JSON
+ * Pointers of its business key, a window and an action: drop the repeat, merge it (keep the
+ * first; the fact records every source), or flag it for a person to release or reject.
+ * Decisions happen inside the ingest transaction, so a decision and the event (or its absence)
+ * commit together; the state lives in the database, shared by every hub process, and facts
+ * expire with their window.
+ */
+export class DedupService {
+  private readonly byType = new Map<string, DedupRule[]>();
+  private readonly sourceLabels = new Set<string>();
+  private readonly now: () => number;
+
+  constructor(private readonly deps: DedupDeps) {
+    this.now = deps.now ?? Date.now;
+    for (const rule of deps.rules) {
+      this.byType.set(rule.eventType, [...(this.byType.get(rule.eventType) ?? []), rule]);
+    }
+  }
+
+  get rules(): { enabled: boolean; rules: readonly DedupRule[] } {
+    return { enabled: this.deps.enabled, rules: this.deps.rules };
+  }
+
+  /** Runs inside the ingest unit of work, after the event id was claimed. */
+  async decide(trx: Executor, envelope: EventEnvelope): Promise<DedupOutcome> {
+    if (!this.deps.enabled) return { action: 'accept' };
+    const rules = this.byType.get(envelope.type);
+    if (!rules) return { action: 'accept' };
+    for (const rule of rules) {
+      const outcome = await this.apply(trx, rule, envelope);
+      if (outcome.action !== 'accept') return outcome;
+    }
+    return { action: 'accept' };
+  }
+
+  private async apply(
+    trx: Executor,
+    rule: DedupRule,
+    envelope: EventEnvelope,
+  ): Promise<DedupOutcome> {
+    const values = rule.key.map((pointer) => valueAt(envelope, pointer));
+    const now = this.now();
+    if (values.some((v) => v === undefined || v === null || v === '')) {
+      this.count(rule.name, 'unkeyed', envelope.source);
+      await this.log(trx, rule, 'unkeyed', envelope, null, values, now);
+      return { action: 'unkeyed', rule: rule.name };
+    }
+    const keyHash = createHash('sha256')
+      .update(`${rule.name}\u0000${JSON.stringify(values)}`)
+      .digest('hex');
+    const first = await claimFact(trx, {
+      rule: rule.name,
+      key_hash: keyHash,
+      first_event_id: envelope.id,
+      first_source: envelope.source,
+      first_seen_at: now,
+      expires_at: now + windowMs(rule.window),
+    });
+    if (first) {
+      this.count(rule.name, 'first', envelope.source);
+      return { action: 'accept' };
+    }
+    const fact = await lockFact(trx, rule.name, keyHash, this.deps.dialect === 'postgres');
+    if (!fact) throw new Error(`dedup: fact ${rule.name}/${keyHash} vanished under its lock`);
+    const sources = JSON.parse(fact.sources) as string[];
+    if (!sources.includes(envelope.source) && sources.length < MAX_SOURCES_PER_FACT) {
+      sources.push(envelope.source);
+    }
+    await recordDuplicate(trx, rule.name, keyHash, sources);
+    this.count(rule.name, rule.action, envelope.source);
+    await this.log(trx, rule, rule.action, envelope, fact.first_event_id, values, now);
+    if (rule.action !== 'flag') {
+      return { action: rule.action, rule: rule.name, firstEventId: fact.first_event_id };
+    }
+    const reviewId = uuidv7();
+    await insertReview(trx, {
+      id: reviewId,
+      at: now,
+      rule: rule.name,
+      event_id: envelope.id,
+      first_event_id: fact.first_event_id,
+      envelope: JSON.stringify(envelope),
+      status: 'pending',
+      decided_at: null,
+      decided_by: null,
+      note: null,
+    });
+    return { action: 'flag', rule: rule.name, firstEventId: fact.first_event_id, reviewId };
+  }
+
+  private count(rule: string, action: string, source: string): void {
+    if (!this.sourceLabels.has(source) && this.sourceLabels.size < MAX_SOURCE_LABELS) {
+      this.sourceLabels.add(source);
+    }
+    const label = this.sourceLabels.has(source) ? source : 'other';
+    this.deps.metrics?.dedupDecisions.inc({ rule, action, source: label });
+  }
+
+  private log(
+    trx: Executor,
+    rule: DedupRule,
+    action: string,
+    envelope: EventEnvelope,
+    firstEventId: string | null,
+    values: unknown[],
+    at: number,
+  ): Promise<void> {
+    // Key values come from the event as ingested: personal data in it is tokenized already.
+    return insertLog(trx, {
+      id: uuidv7(),
+      at,
+      rule: rule.name,
+      action,
+      event_id: envelope.id,
+      event_type: envelope.type,
+      source: envelope.source,
+      first_event_id: firstEventId,
+      key_values: JSON.stringify(
+        Object.fromEntries(rule.key.map((pointer, i) => [pointer, values[i] ?? null])),
+      ),
+    });
+  }
+
+  async decisions(query: {
+    rule?: string;
+    action?: string;
+    cursor?: string;
+    limit: number;
+  }): Promise<{ items: ReturnType<typeof toLogEntry>[]; nextCursor: string | null }> {
+    const rows = await listLog(this.deps.db, {
+      rule: query.rule,
+      action: query.action,
+      after: query.cursor === undefined ? undefined : decodeCursor(query.cursor),
+      limit: query.limit + 1,
+    });
+    const page = rows.slice(0, query.limit);
+    return {
+      items: page.map(toLogEntry),
+      nextCursor: rows.length > query.limit ? encodeCursor(page[page.length - 1]!.id) : null,
+    };
+  }
+
+  async reviews(query: { status?: string; cursor?: string; limit: number }) {
+    const rows = await listReview(this.deps.db, {
+      status: query.status,
+      after: query.cursor === undefined ? undefined : decodeCursor(query.cursor),
+      limit: query.limit + 1,
+    });
+    const page = rows.slice(0, query.limit);
+    return {
+      items: page.map(toReview),
+      nextCursor: rows.length > query.limit ? encodeCursor(page[page.length - 1]!.id) : null,
+    };
+  }
+
+  async review(id: string) {
+    const row = await getReview(this.deps.db, id);
+    if (!row) throw new NexusError('NOT_FOUND', `review '${id}' does not exist`);
+    return toReview(row);
+  }
+
+  /** A person decided the flagged event is a fact of its own: it is published now. */
+  async release(ctx: Context, id: string, note?: string) {
+    await this.deps.transactor.run(ctx, async (uow) => {
+      const row = await getReview(uow.trx, id);
+      if (!row) throw new NexusError('NOT_FOUND', `review '${id}' does not exist`);
+      const by = `${ctx.actor.kind}:${ctx.actor.id}`;
+      if (!(await decideReview(uow.trx, id, 'released', by, note ?? null, this.now()))) {
+        throw new NexusError('CONFLICT', `review '${id}' was ${row.status} already`);
+      }
+      uow.forward(JSON.parse(row.envelope) as EventEnvelope);
+    });
+    return this.review(id);
+  }
+
+  /** A person confirmed the duplicate: it stays here, rejected, and is never published. */
+  async reject(ctx: Context, id: string, note?: string) {
+    await this.deps.transactor.run(ctx, async (uow) => {
+      const row = await getReview(uow.trx, id);
+      if (!row) throw new NexusError('NOT_FOUND', `review '${id}' does not exist`);
+      const by = `${ctx.actor.kind}:${ctx.actor.id}`;
+      if (!(await decideReview(uow.trx, id, 'rejected', by, note ?? null, this.now()))) {
+        throw new NexusError('CONFLICT', `review '${id}' was ${row.status} already`);
+      }
+    });
+    return this.review(id);
+  }
+
+  /** Housekeeping: expired facts go (their window is over); the log is kept 30 days. */
+  purge(now = this.now()): Promise<void> {
+    return purge(this.deps.db, now, now - 30 * 86_400_000);
+  }
+}
+
+function toLogEntry(row: DedupLogRow) {
+  return {
+    id: row.id,
+    at: new Date(Number(row.at)).toISOString(),
+    rule: row.rule,
+    action: row.action,
+    eventId: row.event_id,
+    eventType: row.event_type,
+    source: row.source,
+    firstEventId: row.first_event_id,
+    key: JSON.parse(row.key_values) as Record<string, unknown>,
+  };
+}
+
+function toReview(row: DedupReviewRow) {
+  return {
+    id: row.id,
+    at: new Date(Number(row.at)).toISOString(),
+    rule: row.rule,
+    eventId: row.event_id,
+    firstEventId: row.first_event_id,
+    status: row.status,
+    decidedAt: row.decided_at === null ? null : new Date(Number(row.decided_at)).toISOString(),
+    decidedBy: row.decided_by,
+    note: row.note,
+    envelope: JSON.parse(row.envelope) as unknown,
+  };
+}

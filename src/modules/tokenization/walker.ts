@@ -1,0 +1,155 @@
+/**
+ * Walks a JSON Schema and a document together and rebuilds the document with every personal
+ * data position (`x-pii`) replaced by what a visitor returns. Follows `properties`,
+ * `patternProperties`, `additionalProperties`, `items`, `prefixItems` and `allOf`; for `anyOf` /
+ * `oneOf` it takes the branch whose `const` properties the value matches (the canonical unions
+ * are discriminated: `contactPoints[type=email]`, `delivery[mode=ship-to-address]`), else the
+ * first branch of the value's JSON type.
+ *
+ * Without an `unknown` callback the walk only descends where the schema has personal data and
+ * shares the rest of the document with the input. With one, every part the schema does not
+ * describe (an undeclared property, a union member matching no branch) is handed to it: that is
+ * how a payload that failed validation is redacted before it is kept as a dead letter.
+ */
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+export interface PiiVisitor {
+  /** The value at an `x-pii` position (`kind` is the x-pii value); returns its replacement. */
+  pii(value: unknown, kind: string, pointer: string): unknown;
+  /** A value the schema does not describe; returns its replacement. */
+  unknown?(value: unknown, pointer: string): unknown;
+}
+
+const memo = new WeakMap<object, boolean>();
+
+/** Whether a schema node has an `x-pii` key anywhere below it (memoized per node). */
+function holdsPii(node: unknown): boolean {
+  if (Array.isArray(node)) return node.some(holdsPii);
+  if (!isRecord(node)) return false;
+  const known = memo.get(node);
+  if (known !== undefined) return known;
+  const found = Object.entries(node).some(([key, value]) => key === 'x-pii' || holdsPii(value));
+  memo.set(node, found);
+  return found;
+}
+
+const jsonType = (value: unknown): string =>
+  value === null
+    ? 'null'
+    : Array.isArray(value)
+      ? 'array'
+      : typeof value === 'number'
+        ? Number.isInteger(value)
+          ? 'integer'
+          : 'number'
+        : typeof value;
+
+function typeMatches(schema: Record<string, unknown>, value: unknown): boolean {
+  const type = schema.type;
+  if (type === undefined) return true;
+  const actual = jsonType(value);
+  const types = Array.isArray(type) ? type : [type];
+  return types.some((t) => t === actual || (t === 'number' && actual === 'integer'));
+}
+
+/** The branch of a union that `value` belongs to, or undefined. */
+function branchFor(
+  branches: readonly unknown[],
+  value: unknown,
+): Record<string, unknown> | undefined {
+  const records = branches.filter(isRecord);
+  if (isRecord(value)) {
+    for (const branch of records) {
+      const properties = isRecord(branch.properties) ? branch.properties : {};
+      const discriminators = Object.entries(properties).filter(
+        ([, property]) => isRecord(property) && 'const' in property,
+      );
+      if (
+        discriminators.length > 0 &&
+        discriminators.every(
+          ([key, property]) => isRecord(property) && value[key] === property.const,
+        )
+      ) {
+        return branch;
+      }
+    }
+    if (
+      records.some(
+        (branch) =>
+          isRecord(branch.properties) &&
+          Object.values(branch.properties).some((p) => isRecord(p) && 'const' in p),
+      )
+    ) {
+      return undefined;
+    }
+  }
+  return records.find((branch) => typeMatches(branch, value));
+}
+
+export function mapPersonalData(
+  schema: unknown,
+  value: unknown,
+  visitor: PiiVisitor,
+  pointer = '',
+): unknown {
+  if (!isRecord(schema) || value === undefined) return value;
+  const full = visitor.unknown !== undefined;
+  if (!full && !holdsPii(schema)) return value;
+  const kind = schema['x-pii'];
+  if (typeof kind === 'string') return visitor.pii(value, kind, pointer);
+
+  let out: unknown = value;
+  if (Array.isArray(schema.allOf)) {
+    for (const branch of schema.allOf) out = mapPersonalData(branch, out, visitor, pointer);
+  }
+  for (const keyword of ['anyOf', 'oneOf'] as const) {
+    const branches = schema[keyword];
+    if (!Array.isArray(branches)) continue;
+    const branch = branchFor(branches, out);
+    if (branch !== undefined) out = mapPersonalData(branch, out, visitor, pointer);
+    else if (visitor.unknown !== undefined) return visitor.unknown(out, pointer);
+  }
+
+  if (Array.isArray(out)) {
+    const prefix = Array.isArray(schema.prefixItems) ? schema.prefixItems : [];
+    const items = schema.items;
+    if (prefix.length === 0 && items === undefined) return out;
+    return out.map((item: unknown, index) => {
+      const itemSchema: unknown = index < prefix.length ? prefix[index] : items;
+      if (itemSchema === undefined || itemSchema === false) {
+        return visitor.unknown ? visitor.unknown(item, `${pointer}/${index}`) : item;
+      }
+      return mapPersonalData(itemSchema, item, visitor, `${pointer}/${index}`);
+    });
+  }
+
+  if (isRecord(out)) {
+    const properties = isRecord(schema.properties) ? schema.properties : undefined;
+    const patterns = isRecord(schema.patternProperties) ? schema.patternProperties : undefined;
+    const additional = schema.additionalProperties;
+    if (properties === undefined && patterns === undefined && additional === undefined) {
+      return out;
+    }
+    const copy: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(out)) {
+      const path = `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      let sub: unknown =
+        properties !== undefined && Object.hasOwn(properties, key) ? properties[key] : undefined;
+      if (sub === undefined && patterns !== undefined) {
+        for (const [pattern, patternSchema] of Object.entries(patterns)) {
+          if (new RegExp(pattern, 'u').test(key)) {
+            sub = patternSchema;
+            break;
+          }
+        }
+      }
+      if (sub === undefined && isRecord(additional)) sub = additional;
+      if (sub !== undefined) copy[key] = mapPersonalData(sub, item, visitor, path);
+      else copy[key] = visitor.unknown ? visitor.unknown(item, path) : item;
+    }
+    return copy;
+  }
+  return out;
+}

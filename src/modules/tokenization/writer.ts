@@ -1,0 +1,233 @@
+import { NexusError } from '../../model/errors.js';
+import type { PersonalValue } from './values.js';
+import type { Storage } from '../../platform/db/storage.js';
+import {
+  erasureState,
+  insertSharedRows,
+  insertSubjectLinks,
+  insertVaultRows,
+  liftTombstones,
+  type TokenKindName,
+  type VaultRow,
+} from './store.js';
+
+/** A token issued in memory whose row is still to be written. */
+export interface PendingToken {
+  token: string;
+  kind: TokenKindName;
+  fieldClass: string;
+  /**
+   * The value, encoded and encrypted only when a row is written (a convergent token seen before
+   * costs no encryption); null for FF1 tokens, whose value the token itself holds.
+   */
+  value: PersonalValue | null;
+  /** FF1: the token's key version. Vault and convergent rows take the ciphertext's. */
+  keyVersion: number;
+}
+
+interface Request {
+  tokens: readonly PendingToken[];
+  subject: string | null;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+export interface VaultWriterOptions {
+  storage: Storage;
+  /** Encrypts a pending token's value under the current key version. */
+  encrypt: (pending: PendingToken) => { ciphertext: Buffer; keyVersion: number };
+  now?: () => number;
+  /** Most tokens written in one transaction. */
+  maxBatch?: number;
+}
+
+/**
+ * How long a subject-less tokenization of already stored shared tokens may trust this
+ * process's memory of them without asking the database whether an erasure happened since.
+ */
+const FRESH_MS = 1_000;
+const MAX_REMEMBERED = 500_000;
+
+/**
+ * Writes issued tokens to the vault, group-committed: every tokenization that arrives while a
+ * transaction is in flight waits, and the next transaction takes them all (the same pattern as
+ * reservations, D19). A caller's promise settles after the commit, so a token is never handed
+ * out (or published in an event) before its row exists.
+ *
+ * Per transaction: the erasure check (is any of the batch's customers erased? on PostgreSQL
+ * under the shared erasure lock), random vault rows, shared (convergent, FF1) rows kept if they
+ * exist, customer links, and tombstones lifted for shared tokens issued anew. Shared tokens
+ * already stored are remembered per process until any erasure (the erasure generation moves),
+ * so a returning customer's email costs an HMAC and no write.
+ */
+export class VaultWriter {
+  private queue: Request[] = [];
+  private scheduled = false;
+  private flushing = false;
+  private readonly known = new Set<string>();
+  private readonly linked = new Set<string>();
+  private generation = -1;
+  private checkedAt = -Infinity;
+  private readonly now: () => number;
+  private readonly maxBatch: number;
+
+  constructor(private readonly options: VaultWriterOptions) {
+    this.now = options.now ?? Date.now;
+    this.maxBatch = options.maxBatch ?? 4_096;
+  }
+
+  /**
+   * Whether a subject-less shared token must still be written: false when this process
+   * stored it (or saw it stored) since the last erasure, checked within the last second.
+   */
+  needsWrite(pending: PendingToken, subject: string | null): boolean {
+    return (
+      subject !== null ||
+      pending.kind === 'vault' ||
+      !this.known.has(pending.token) ||
+      this.now() - this.checkedAt >= FRESH_MS
+    );
+  }
+
+  /** Resolves once every token is stored (or known to be); rejects with SUBJECT_ERASED. */
+  write(tokens: readonly PendingToken[], subject: string | null): Promise<void> {
+    if (tokens.length === 0) return Promise.resolve();
+    if (tokens.every((t) => !this.needsWrite(t, subject))) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ tokens, subject, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Forgets what this process knows is stored (after an erasure here). */
+  forget(): void {
+    this.known.clear();
+    this.linked.clear();
+    this.checkedAt = -Infinity;
+  }
+
+  /** Waits until nothing is queued or in flight. */
+  async drain(): Promise<void> {
+    while (this.queue.length > 0 || this.flushing || this.scheduled) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    setImmediate(() => void this.flush());
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    this.flushing = true;
+    try {
+      const batch: Request[] = [];
+      let size = 0;
+      while (this.queue.length > 0 && (batch.length === 0 || size < this.maxBatch)) {
+        const request = this.queue.shift()!;
+        batch.push(request);
+        size += request.tokens.length;
+      }
+      await this.run(batch);
+    } finally {
+      this.flushing = false;
+      if (this.queue.length > 0) this.schedule();
+    }
+  }
+
+  private async run(batch: readonly Request[]): Promise<void> {
+    const now = this.now();
+    const subjects = [
+      ...new Set(batch.map((r) => r.subject).filter((s): s is string => s !== null)),
+    ];
+    let refused: Set<string> = new Set();
+    const shared = new Map<string, VaultRow>();
+    const links = new Map<string, { subject: string; token: string; created_at: number }>();
+    try {
+      await this.options.storage.transaction(async (trx) => {
+        const state = await erasureState(trx, this.options.storage.dialect, subjects);
+        if (state.generation !== this.generation) {
+          this.known.clear();
+          this.linked.clear();
+          this.generation = state.generation;
+        }
+        refused = state.erased;
+        const vault: VaultRow[] = [];
+        for (const request of batch) {
+          if (request.subject !== null && refused.has(request.subject)) continue;
+          for (const pending of request.tokens) {
+            if (pending.kind === 'vault') {
+              const { ciphertext, keyVersion } = this.options.encrypt(pending);
+              vault.push(row(pending, ciphertext, keyVersion, request.subject, now));
+              continue;
+            }
+            if (!this.known.has(pending.token) && !shared.has(pending.token)) {
+              const sealed = pending.value === null ? null : this.options.encrypt(pending);
+              shared.set(
+                pending.token,
+                row(
+                  pending,
+                  sealed?.ciphertext ?? null,
+                  sealed?.keyVersion ?? pending.keyVersion,
+                  null,
+                  now,
+                ),
+              );
+            }
+            if (request.subject !== null) {
+              const key = `${request.subject}\u0000${pending.token}`;
+              if (!this.linked.has(key)) {
+                links.set(key, { subject: request.subject, token: pending.token, created_at: now });
+              }
+            }
+          }
+        }
+        if (vault.length > 0) await insertVaultRows(trx, vault);
+        const issued = shared.size > 0 ? await insertSharedRows(trx, [...shared.values()]) : [];
+        const relinked = links.size > 0 ? await insertSubjectLinks(trx, [...links.values()]) : [];
+        const lift = [...new Set([...issued, ...relinked])];
+        if (lift.length > 0) await liftTombstones(trx, lift);
+      });
+    } catch (error) {
+      for (const request of batch) request.reject(error);
+      return;
+    }
+    if (this.known.size + shared.size > MAX_REMEMBERED) this.known.clear();
+    if (this.linked.size + links.size > MAX_REMEMBERED) this.linked.clear();
+    for (const token of shared.keys()) this.known.add(token);
+    for (const key of links.keys()) this.linked.add(key);
+    this.checkedAt = now;
+    for (const request of batch) {
+      if (request.subject !== null && refused.has(request.subject)) {
+        request.reject(
+          new NexusError(
+            'SUBJECT_ERASED',
+            `customer '${request.subject}' was erased; personal data for them is not stored`,
+          ),
+        );
+      } else {
+        request.resolve();
+      }
+    }
+  }
+}
+
+function row(
+  pending: PendingToken,
+  ciphertext: Buffer | null,
+  keyVersion: number,
+  subject: string | null,
+  now: number,
+): VaultRow {
+  return {
+    token: pending.token,
+    kind: pending.kind,
+    field_class: pending.fieldClass,
+    key_version: keyVersion,
+    ciphertext,
+    subject,
+    created_at: now,
+  };
+}

@@ -1,0 +1,315 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHub } from '../src/app.js';
+import { loadConfig } from '../src/platform/config.js';
+import { createLogger } from '../src/platform/logging.js';
+import type { Delivery, Subscription } from '../src/platform/bus/bus.js';
+import { hubShapes, startTestHub, type TestHub } from './support/hub.js';
+import { waitFor } from './support/targets.js';
+
+const sale = (id: string, source: string, transactionNumber = '1001') => ({
+  specversion: '1.0',
+  id,
+  source,
+  type: 'pos.sale.recorded.v1',
+  subject: `pos-sale/DE-BER-001/T3/${transactionNumber}`,
+  time: '2026-11-28T09:15:00Z',
+  datacontenttype: 'application/json',
+  dataschema: '/registry/subjects/pos.sale.recorded.v1/versions/latest',
+  partitionkey: 'DE-BER-001',
+  market: 'DE',
+  data: {
+    locationId: 'DE-BER-001',
+    terminalId: 'T3',
+    transactionNumber,
+    businessDate: '2026-11-28',
+    occurredAt: '2026-11-28T09:15:00Z',
+    currency: 'EUR',
+    lines: [{ sku: 'P-1', quantity: 1, unitPrice: { currency: 'EUR', amount: '9.95' } }],
+    total: { currency: 'EUR', amount: '9.95' },
+  },
+});
+
+const order = (id: string, webOrder: string) => ({
+  ...sale(id, '//shop/de-stack-1'),
+  type: 'order.placed.v1',
+  subject: `order/${id}`,
+  dataschema: '/registry/subjects/order.placed.v1/versions/latest',
+  data: {
+    id: `O-${id}`,
+    marketCode: 'DE',
+    channel: 'web',
+    currency: 'EUR',
+    placedAt: '2026-11-28T09:00:00Z',
+    status: 'placed',
+    lines: [
+      {
+        lineId: '1',
+        sku: 'P-1',
+        quantity: 1,
+        unitPrice: { currency: 'EUR', amount: '9.95' },
+        lineTotal: { currency: 'EUR', amount: '9.95' },
+        delivery: { mode: 'pickup-in-store', locationId: 'DE-BER-001' },
+      },
+    ],
+    totals: {
+      subtotal: { currency: 'EUR', amount: '9.95' },
+      shipping: { currency: 'EUR', amount: '0.00' },
+      tax: { currency: 'EUR', amount: '0.00' },
+      grandTotal: { currency: 'EUR', amount: '9.95' },
+    },
+    externalReferences: [{ system: 'shop-de', id: webOrder }],
+  },
+});
+
+describe.each(hubShapes)('business deduplication: %s', (shape) => {
+  let t: TestHub;
+  const seen: Delivery[] = [];
+  let observer: Subscription;
+  const published = (id: string) => seen.some((d) => d.eventId === id);
+
+  beforeAll(async () => {
+    t = await startTestHub(shape, {
+      dedup: {
+        rules: [
+          {
+            name: 'pos-sale',
+            eventType: 'pos.sale.recorded.v1',
+            key: [
+              '/data/locationId',
+              '/data/terminalId',
+              '/data/transactionNumber',
+              '/data/businessDate',
+            ],
+            window: '7d',
+            action: 'drop',
+          },
+          {
+            name: 'pos-sale-merge',
+            eventType: 'pos.sale.recorded.v1',
+            key: ['/data/total/amount', '/data/nothingHere'],
+            window: '1h',
+            action: 'merge',
+          },
+          {
+            name: 'web-order',
+            eventType: 'order.placed.v1',
+            key: [
+              '/data/marketCode',
+              '/data/externalReferences/0/system',
+              '/data/externalReferences/0/id',
+            ],
+            window: '30d',
+            action: 'flag',
+          },
+        ],
+      },
+    });
+    observer = await t.hub.bus.subscribe({ name: 'dedup-observer', filter: 'nexus.evt.>' }, (d) => {
+      seen.push(d);
+      return Promise.resolve();
+    });
+  });
+  afterAll(async () => {
+    await observer.stop();
+    await t.dispose();
+  });
+
+  it('drops the same sale from the nightly file, logs why and counts it per source', async () => {
+    const first = await t.request('POST', '/v1/events', {
+      body: sale('till-1001', '//pos/DE-BER-001'),
+    });
+    expect(first.json).toEqual({ id: 'till-1001', duplicate: false });
+    const again = await t.request('POST', '/v1/events', {
+      body: sale('nightly-77', '//legacy/nightly-file'),
+    });
+    expect(again.status).toBe(202);
+    expect(again.json).toMatchObject({
+      id: 'nightly-77',
+      duplicate: false,
+      deduplicated: { action: 'drop', rule: 'pos-sale', firstEventId: 'till-1001' },
+    });
+    await waitFor(() => published('till-1001'));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(published('nightly-77')).toBe(false);
+
+    const log = await t.request('GET', '/v1/dedup/log?rule=pos-sale');
+    const items = (log.json as { items: Array<Record<string, unknown>> }).items;
+    expect(items).toEqual([
+      expect.objectContaining({
+        action: 'drop',
+        eventId: 'nightly-77',
+        firstEventId: 'till-1001',
+        source: '//legacy/nightly-file',
+        key: {
+          '/data/locationId': 'DE-BER-001',
+          '/data/terminalId': 'T3',
+          '/data/transactionNumber': '1001',
+          '/data/businessDate': '2026-11-28',
+        },
+      }),
+    ]);
+    const metrics = await t.request('GET', '/metrics', { key: null });
+    expect(metrics.body).toContain(
+      'nexus_dedup_decisions_total{rule="pos-sale",action="drop",source="//legacy/nightly-file"} 1',
+    );
+    // The rule whose key is missing in the data does not refuse anything: unkeyed, counted.
+    expect(metrics.body).toContain('rule="pos-sale-merge",action="unkeyed"');
+  });
+
+  it('takes the fact again once its window has passed', async () => {
+    await t.request('POST', '/v1/events', { body: sale('till-2001', '//pos/DE-BER-001', '2001') });
+    await sql`update dedup_keys set expires_at = ${Date.now() - 1}`.execute(t.hub.storage.db);
+    const later = await t.request('POST', '/v1/events', {
+      body: sale('nightly-2001', '//legacy/nightly-file', '2001'),
+    });
+    expect(later.json).toEqual({ id: 'nightly-2001', duplicate: false });
+  });
+
+  it('reports business duplicates per item in a batch', async () => {
+    const r = await t.request('POST', '/v1/events/batch', {
+      body: {
+        items: [
+          sale('b-1', '//pos/DE-BER-001', '3001'),
+          sale('b-2', '//legacy/nightly-file', '3001'),
+          sale('b-1', '//pos/DE-BER-001', '3001'),
+          sale('b-3', '//pos/DE-BER-001', '3002'),
+        ],
+      },
+    });
+    expect(r.json).toMatchObject({
+      accepted: 2,
+      duplicates: 1,
+      deduplicated: [{ index: 1, id: 'b-2', action: 'drop', firstEventId: 'b-1' }],
+      rejected: [],
+    });
+  });
+
+  it('flags an order seen twice for review; release publishes it, reject keeps it back', async () => {
+    await t.request('POST', '/v1/events', { body: order('o-1', 'W-1') });
+    const flagged = await t.request('POST', '/v1/events', { body: order('o-2', 'W-1') });
+    const held = (flagged.json as { deduplicated: { action: string; reviewId: string } })
+      .deduplicated;
+    expect(held.action).toBe('flag');
+    const review = await t.request('GET', `/v1/dedup/review/${held.reviewId}`);
+    expect(review.json).toMatchObject({ status: 'pending', eventId: 'o-2', firstEventId: 'o-1' });
+    const pending = await t.request('GET', '/v1/dedup/review?status=pending');
+    expect((pending.json as { items: unknown[] }).items).toHaveLength(1);
+
+    const released = await t.request('POST', `/v1/dedup/review/${held.reviewId}/release`, {
+      body: { note: 'two real orders' },
+    });
+    expect(released.json).toMatchObject({ status: 'released', note: 'two real orders' });
+    await waitFor(() => published('o-2'));
+    const twice = await t.request('POST', `/v1/dedup/review/${held.reviewId}/reject`, { body: {} });
+    expect(twice.status).toBe(409);
+
+    const third = await t.request('POST', '/v1/events', { body: order('o-3', 'W-1') });
+    const reviewId = (third.json as { deduplicated: { reviewId: string } }).deduplicated.reviewId;
+    expect(
+      (await t.request('POST', `/v1/dedup/review/${reviewId}/reject`, { body: {} })).json,
+    ).toMatchObject({ status: 'rejected' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(published('o-3')).toBe(false);
+    expect((await t.request('GET', '/v1/dedup/review/nope')).status).toBe(404);
+  });
+});
+
+describe('deduplication rules in configuration', () => {
+  const rule = (overrides: Record<string, unknown>) => ({
+    dedup: {
+      rules: [
+        {
+          name: 'r',
+          eventType: 'pos.sale.recorded.v1',
+          key: ['/data/id'],
+          window: '1d',
+          action: 'drop',
+          ...overrides,
+        },
+      ],
+    },
+  });
+  const load = (raw: Record<string, unknown>) =>
+    loadConfig({ env: {}, overrides: (r) => Object.assign(r, raw) });
+
+  it('refuses a malformed business key with one line naming it', () => {
+    expect(() => load(rule({ key: ['data/id'] }))).toThrow(
+      /^invalid configuration: dedup\.rules\.0\.key\.0 must match pattern/,
+    );
+    expect(() => load(rule({ key: [] }))).toThrow(
+      /dedup\.rules\.0\.key must NOT have fewer than 1 items/,
+    );
+    expect(() => load(rule({ key: ['/data/~2'] }))).toThrow(/dedup\.rules\.0\.key\.0/);
+    expect(() => load(rule({ window: 'a week' }))).toThrow(/dedup\.rules\.0\.window/);
+    expect(() => load(rule({ action: 'ignore' }))).toThrow(/dedup\.rules\.0\.action/);
+    expect(() =>
+      load({
+        dedup: {
+          rules: [rule({}).dedup.rules[0], rule({}).dedup.rules[0]],
+        },
+      }),
+    ).toThrow(/dedup\.rules\.1\.name 'r' is used by another rule/);
+  });
+
+  it('ships rules for the canonical business events', () => {
+    const config = load({});
+    expect(config.dedup.rules.map((r) => [r.name, r.eventType, r.action])).toEqual([
+      ['pos-sale', 'pos.sale.recorded.v1', 'drop'],
+      ['web-order', 'order.placed.v1', 'flag'],
+    ]);
+  });
+});
+
+describe.runIf(process.env.NEXUS_TEST_DATABASE_URL)('deduplication across hub processes', () => {
+  it('keeps exactly one of the same fact ingested by two hubs at once, and survives a restart', async () => {
+    const first = await startTestHub('postgres');
+    const url = (first.hub.config.storage as { url: string }).url;
+    // Every hub process on one database shares its master key.
+    const masterKey = first.hub.config.tokenization.masterKey!;
+    const second = await createHub(
+      loadConfig({
+        env: { NEXUS_DATABASE_URL: url, NEXUS_MASTER_KEY: masterKey },
+        overrides: (r) => (r.log = { level: 'silent' }),
+      }),
+      { logger: createLogger({ level: 'silent' }) },
+    );
+    try {
+      const ctx = {
+        requestId: 'x',
+        actor: { kind: 'system' as const, id: 't' },
+        scopes: new Set(['*']),
+      };
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          (i % 2 === 0 ? first.hub : second).services.ingest.ingest(
+            ctx,
+            sale(`race-${i}`, i % 2 === 0 ? '//pos/DE-BER-001' : '//legacy/nightly-file', '9001'),
+          ),
+        ),
+      );
+      expect(results.filter((r) => r.deduplicated === undefined)).toHaveLength(1);
+      expect(results.filter((r) => r.deduplicated?.action === 'drop')).toHaveLength(9);
+      const { rows } = await sql<{ duplicates: number; sources: string }>`select duplicates, sources
+        from dedup_keys where rule = 'pos-sale'`.execute(first.hub.storage.db);
+      expect(rows).toHaveLength(1);
+      expect(Number(rows[0]!.duplicates)).toBe(9);
+      expect(JSON.parse(rows[0]!.sources)).toHaveLength(2);
+
+      // A hub that starts later knows the fact too: the state is the database's.
+      await second.close();
+      const third = await createHub(
+        loadConfig({
+          env: { NEXUS_DATABASE_URL: url, NEXUS_MASTER_KEY: masterKey },
+          overrides: (r) => (r.log = { level: 'silent' }),
+        }),
+        { logger: createLogger({ level: 'silent' }) },
+      );
+      const late = await third.services.ingest.ingest(ctx, sale('race-late', '//legacy/x', '9001'));
+      expect(late.deduplicated?.action).toBe('drop');
+      await third.close();
+    } finally {
+      await first.dispose();
+    }
+  });
+});

@@ -1,0 +1,611 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHub } from '../src/app.js';
+import { runCli } from '../src/cli/main.js';
+import { parseToken } from '../src/modules/tokenization/crypto/index.js';
+import { systemContext } from '../src/platform/context.js';
+import { loadConfig } from '../src/platform/config.js';
+import { createLogger } from '../src/platform/logging.js';
+import { startTestHub, type HubShape, type TestHub } from './support/hub.js';
+import { createPgDatabase, PG_URL } from './support/targets.js';
+
+const shapes: HubShape[] = ['sqlite', ...(PG_URL ? (['postgres'] as const) : [])];
+
+/** The error a promise rejects with; fails when it resolves. */
+const refusalOf = (promise: Promise<unknown>): Promise<Error & { code?: string }> =>
+  promise.then(
+    () => {
+      throw new Error('expected a refusal');
+    },
+    (error: unknown) => error as Error & { code?: string },
+  );
+
+const ALL_CLASSES = ['email', 'phone', 'name', 'address', 'birthdate', 'card', 'generic'];
+
+const customer = (id: string, email: string) => ({
+  id,
+  channelIds: [],
+  contactPoints: [
+    { type: 'email', value: email, verified: true, primary: true },
+    { type: 'phone', value: '+4915123456789', verified: false, primary: true },
+    {
+      type: 'address',
+      address: { line1: 'Kastanienallee 12', postalCode: '10435', city: 'Berlin', country: 'DE' },
+      verified: true,
+      primary: true,
+    },
+  ],
+  names: { given: 'Jane', family: 'Doe' },
+  birthDate: '1987-04-23',
+  consents: [],
+});
+
+interface Tokenized {
+  contactPoints: Array<{ value?: string; address?: string }>;
+  names: { given: string; family: string };
+  birthDate: string;
+}
+
+describe.each(shapes)('tokenization: %s', (shape) => {
+  let t: TestHub;
+  const keys: Record<string, string> = {};
+  const newKey = async (name: string, scopes: string[]) => {
+    const { secret } = await t.hub.services.access.create({ name, channel: 'web', scopes });
+    keys[name] = secret;
+    return secret;
+  };
+  const detokenize = (key: string, tokens: string[], reason: string | null = 'test') =>
+    t.request('POST', '/v1/tokens/detokenize', {
+      key,
+      body: reason === null ? { tokens } : { tokens, reason },
+    });
+  /** Detokenizes with a fresh key holding every class (each key has its own rate limit). */
+  let readers = 0;
+  const reveal = async (tokens: string[], reason: string) =>
+    detokenize(
+      await newKey(`reader-${readers++}`, [
+        'pii:detokenize',
+        ...ALL_CLASSES.map((c) => `pii:detokenize:${c}`),
+      ]),
+      tokens,
+      reason,
+    );
+  const tokenize = async (items: Array<{ value: unknown; fieldClass: string }>) => {
+    const r = await t.request('POST', '/v1/tokens/tokenize', { body: { items } });
+    expect(r.status, r.body).toBe(200);
+    return (r.json as { tokens: string[] }).tokens;
+  };
+  const audit = async (query: string) => {
+    const r = await t.request('GET', `/v1/tokens/audit?${query}`);
+    expect(r.status, r.body).toBe(200);
+    return (r.json as { items: Array<Record<string, unknown>> }).items;
+  };
+
+  beforeAll(async () => {
+    t = await startTestHub(shape, {
+      tokenization: {
+        masterKey: randomBytes(32).toString('base64'),
+        kinds: { generic: 'mask' },
+        detokenizeRatePerMinute: 8,
+      },
+    });
+    await newKey('support', ['pii:detokenize', 'pii:detokenize:email']);
+    await newKey('nothing', ['catalog:read']);
+  });
+  afterAll(async () => {
+    await t?.dispose();
+  });
+
+  it('tokenizes per the configured kind of each field class', async () => {
+    const [email, name, card, note, address] = await tokenize([
+      { value: 'Jane.Doe@Example.com', fieldClass: 'email' },
+      { value: 'Jane', fieldClass: 'name' },
+      { value: '4111 1111 1111 1234', fieldClass: 'card' },
+      { value: 'free text', fieldClass: 'generic' },
+      {
+        value: { line1: 'Main St 1', postalCode: '1', city: 'X', country: 'DE' },
+        fieldClass: 'address',
+      },
+    ]);
+    expect(email).toMatch(/^tok_c1_email_[A-Za-z0-9_-]{32}$/);
+    expect(name).toMatch(/^tok_v1_name_[A-Za-z0-9_-]{24}$/);
+    // FF1 keeps the format of the value in the body: 16 digits.
+    expect(card).toMatch(/^tok_f1_card_[0-9]{16}$/);
+    expect(card).not.toContain('4111111111111234');
+    expect(note).toBe('***');
+    expect(address).toMatch(/^tok_v1_address_/);
+    // Convergent: the same email (any spelling) always gives the same token; vault never does.
+    const [again, nameAgain] = await tokenize([
+      { value: ' jane.doe@EXAMPLE.com', fieldClass: 'email' },
+      { value: 'Jane', fieldClass: 'name' },
+    ]);
+    expect(again).toBe(email);
+    expect(nameAgain).not.toBe(name);
+    // Every clear value comes back through the vault or FF1.
+    const all = await reveal([email!, name!, card!, address!], 'round trip');
+    expect(all.status, all.body).toBe(200);
+    expect(all.headers['cache-control']).toBe('no-store');
+    expect(
+      (all.json as { results: Array<{ value: unknown }> }).results.map((r) => r.value),
+    ).toEqual([
+      'jane.doe@example.com',
+      'Jane',
+      '4111111111111234',
+      { line1: 'Main St 1', postalCode: '1', city: 'X', country: 'DE' },
+    ]);
+  });
+
+  it('detokenizes only with the scope and the class, with a reason, audited; refusals reveal nothing', async () => {
+    const [email, address] = await tokenize([
+      { value: 'audit.me@example.com', fieldClass: 'email' },
+      {
+        value: { line1: 'Secret Way 9', postalCode: '99999', city: 'Y', country: 'DE' },
+        fieldClass: 'address',
+      },
+    ]);
+
+    // No pii:detokenize at all: refused at the route, audited with the key and the token.
+    const none = await detokenize(keys.nothing!, [email!], 'curious');
+    expect(none.status).toBe(403);
+    expect(none.json).toMatchObject({ code: 'FORBIDDEN_SCOPE' });
+    expect(none.body).not.toContain('audit.me');
+
+    // Email yes, address no.
+    const mixed = await detokenize(keys.support!, [email!, address!], 'ticket 4711');
+    expect(mixed.status).toBe(200);
+    expect(mixed.json).toEqual({
+      results: [
+        { token: email, ok: true, fieldClass: 'email', value: 'audit.me@example.com' },
+        {
+          token: address,
+          ok: false,
+          code: 'TOKEN_CLASS_FORBIDDEN',
+          detail: expect.any(String) as string,
+        },
+      ],
+    });
+    expect(mixed.body).not.toContain('Secret Way');
+    const onlyAddress = await detokenize(keys.support!, [address!], 'ticket 4711');
+    expect(onlyAddress.status).toBe(403);
+    expect(onlyAddress.json).toMatchObject({ code: 'TOKEN_CLASS_FORBIDDEN' });
+    expect(onlyAddress.body).not.toContain('Secret Way');
+
+    // A reason is required.
+    const noReason = await detokenize(keys.support!, [email!], null);
+    expect(noReason.status).toBe(400);
+    const blank = await detokenize(keys.support!, [email!], '   ');
+    expect(blank.status).toBe(400);
+    expect(blank.json).toMatchObject({ code: 'VALIDATION_FAILED' });
+
+    // Unknown and malformed tokens.
+    const unknown = await reveal(['tok_v1_email_AAAAAAAAAAAAAAAAAAAAAAAA'], 'x');
+    expect(unknown.status).toBe(404);
+    expect(unknown.json).toMatchObject({ code: 'TOKEN_UNKNOWN' });
+    const malformed = await reveal(['jane@example.com'], 'x');
+    expect(malformed.status).toBe(400);
+    expect(malformed.json).toMatchObject({ code: 'TOKEN_MALFORMED' });
+
+    const rows = await audit(`token=${encodeURIComponent(email!)}&action=detokenize`);
+    const supportId = keys.support!.slice(3, 11);
+    const nothingId = keys.nothing!.slice(3, 11);
+    expect(rows).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          actor: `api-key:${supportId}`,
+          outcome: 'ok',
+          fieldClass: 'email',
+          reason: 'ticket 4711',
+        }),
+        expect.objectContaining({
+          actor: `api-key:${supportId}`,
+          outcome: 'refused',
+          code: 'VALIDATION_FAILED',
+          reason: null,
+        }),
+      ]),
+    );
+    // Refused before the body was read (the key lacks the route's scope): who, when, outcome.
+    expect(await audit(`actor=api-key:${nothingId}`)).toEqual([
+      expect.objectContaining({
+        action: 'detokenize',
+        outcome: 'refused',
+        code: 'FORBIDDEN_SCOPE',
+        token: null,
+      }),
+    ]);
+    const forAddress = await audit(`token=${encodeURIComponent(address!)}`);
+    expect(
+      forAddress.every((r) => r.outcome === 'refused' && r.code === 'TOKEN_CLASS_FORBIDDEN'),
+    ).toBe(true);
+    expect(forAddress).toHaveLength(2);
+    // The malformed "token" (maybe personal data itself) is audited without it.
+    const all = await audit('action=detokenize&limit=500');
+    expect(all.some((r) => r.code === 'TOKEN_MALFORMED' && r.token === null)).toBe(true);
+    expect(JSON.stringify(all)).not.toContain('jane@example.com');
+  });
+
+  it('rate limits detokenization per key (429, Retry-After, audited)', async () => {
+    const key = await newKey('limited', ['pii:detokenize', 'pii:detokenize:email']);
+    const [email] = await tokenize([{ value: 'rate@example.com', fieldClass: 'email' }]);
+    const allowed = await detokenize(
+      key,
+      Array.from({ length: 8 }, () => email!),
+      'burst',
+    );
+    expect(allowed.status).toBe(200);
+    const limited = await detokenize(key, [email!], 'one more');
+    expect(limited.status).toBe(429);
+    expect(limited.json).toMatchObject({ code: 'RATE_LIMITED' });
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    const rows = await audit(`actor=api-key:${key.slice(3, 11)}&limit=50`);
+    expect(rows[0]).toMatchObject({ outcome: 'refused', code: 'RATE_LIMITED', reason: 'one more' });
+  });
+
+  it('erases a customer: tokens unresolvable everywhere, an event without personal data, the fact audited', async () => {
+    const tokenization = t.hub.services.tokenization;
+    const mine = (await tokenization.prepareInbound(
+      'customer.registered.v1',
+      customer('C-ERASE', 'erase.me@example.com'),
+    )) as Tokenized;
+    const other = (await tokenization.prepareInbound(
+      'customer.registered.v1',
+      customer('C-KEEP', 'keep.me@example.com'),
+    )) as Tokenized;
+    const order = await tokenization.prepareInbound('order.placed.v1', {
+      id: 'O-ERASE',
+      marketCode: 'DE',
+      channel: 'web',
+      customerId: 'C-ERASE',
+      currency: 'EUR',
+      placedAt: '2026-11-28T10:00:00.000Z',
+      status: 'placed',
+      lines: [
+        {
+          lineId: '1',
+          sku: 'S-1',
+          quantity: 1,
+          unitPrice: { currency: 'EUR', amount: '1.00' },
+          lineTotal: { currency: 'EUR', amount: '1.00' },
+          delivery: {
+            mode: 'ship-to-address',
+            address: { line1: 'Erase Lane 1', postalCode: '1', city: 'Z', country: 'DE' },
+          },
+        },
+      ],
+      totals: {
+        subtotal: { currency: 'EUR', amount: '1.00' },
+        shipping: { currency: 'EUR', amount: '0.00' },
+        tax: { currency: 'EUR', amount: '0.16' },
+        grandTotal: { currency: 'EUR', amount: '1.00' },
+      },
+    });
+    const orderAddress = (order as { lines: Array<{ delivery: { address: string } }> }).lines[0]!
+      .delivery.address;
+    const mineTokens = [
+      mine.contactPoints[0]!.value!,
+      mine.contactPoints[1]!.value!,
+      mine.contactPoints[2]!.address!,
+      mine.names.given,
+      mine.birthDate,
+      orderAddress,
+    ];
+    const before = await reveal(mineTokens, 'before erasure');
+    expect((before.json as { results: Array<{ ok: boolean }> }).results.every((r) => r.ok)).toBe(
+      true,
+    );
+
+    const eraser = await newKey('dpo', ['pii:erase']);
+    const refused = await t.request('POST', '/v1/customers/C-ERASE/erasure', {
+      key: keys.support!,
+      body: { reason: 'GDPR request 17' },
+    });
+    expect(refused.status).toBe(403);
+    const erased = await t.request('POST', '/v1/customers/C-ERASE/erasure', {
+      key: eraser,
+      body: { reason: 'GDPR request 17' },
+    });
+    expect(erased.status, erased.body).toBe(200);
+    // 7 tokens: email, phone, address, given, family name, birth date, order address.
+    expect(erased.json).toMatchObject({
+      customerId: 'C-ERASE',
+      tokenCount: 7,
+      alreadyErased: false,
+    });
+
+    const after = await reveal(mineTokens, 'after erasure');
+    expect(after.status).toBe(410);
+    expect(after.json).toMatchObject({ code: 'TOKEN_ERASED' });
+    for (const text of ['erase.me', 'Kastanienallee', 'Erase Lane'])
+      expect(after.body).not.toContain(text);
+    expect((after.json as { results: Array<{ code: string }> }).results.map((r) => r.code)).toEqual(
+      mineTokens.map(() => 'TOKEN_ERASED'),
+    );
+
+    // The other customer's own tokens are untouched. The phone number both gave has one
+    // convergent token: it was the erased person's data too, so it is tombstoned for everyone
+    // until it is tokenized again for a customer who is not erased.
+    const others = await detokenize(
+      t.adminKey,
+      [
+        other.contactPoints[0]!.value!,
+        other.contactPoints[2]!.address!,
+        other.names.given,
+        other.contactPoints[1]!.value!,
+      ],
+      'still there',
+    );
+    expect(
+      (others.json as { results: Array<{ ok: boolean; code?: string }> }).results.map(
+        (r) => r.code ?? r.ok,
+      ),
+    ).toEqual([true, true, true, 'TOKEN_ERASED']);
+
+    // The event: ids and counts only.
+    const rows = await t.hub.storage.db
+      .selectFrom('outbox')
+      .select('envelope')
+      .where('envelope', 'like', '%customer.erased.v1%')
+      .execute();
+    expect(rows).toHaveLength(1);
+    const envelope = JSON.parse(rows[0]!.envelope) as { subject: string; data: unknown };
+    expect(envelope.subject).toBe('customer/C-ERASE');
+    expect(envelope.data).toEqual({
+      customerId: 'C-ERASE',
+      erasedAt: expect.stringMatching(/^\d{4}-/) as string,
+      tokenCount: 7,
+    });
+
+    // The audit keeps the fact, not the data.
+    const facts = await audit('action=erase&customerId=C-ERASE');
+    expect(facts[0]).toMatchObject({
+      outcome: 'ok',
+      count: 7,
+      reason: 'GDPR request 17',
+      token: null,
+    });
+
+    // Again: the first erasure is answered, nothing happens.
+    const again = await t.request('POST', '/v1/customers/C-ERASE/erasure', {
+      key: eraser,
+      body: { reason: 'duplicate request' },
+    });
+    expect(again.json).toMatchObject({ tokenCount: 7, alreadyErased: true });
+
+    // Personal data arriving later for the erased customer is refused.
+    await expect(
+      tokenization.prepareInbound(
+        'customer.updated.v1',
+        customer('C-ERASE', 'erase.me@example.com'),
+      ),
+    ).rejects.toMatchObject({ code: 'SUBJECT_ERASED' });
+    // The same email given by a new customer is that customer's data: it resolves again.
+    const newcomer = (await tokenization.prepareInbound(
+      'customer.registered.v1',
+      customer('C-NEW', 'erase.me@example.com'),
+    )) as Tokenized;
+    expect(newcomer.contactPoints[0]!.value).toBe(mineTokens[0]);
+    const revived = await reveal([mineTokens[0]!], 'new customer');
+    expect(revived.status).toBe(200);
+  });
+
+  it('rotates keys: new vault data uses the new version, old tokens still resolve, re-encryption moves the vault', async () => {
+    const tokenization = t.hub.services.tokenization;
+    const ctx = systemContext('test');
+    const [oldName, oldEmail, card] = await tokenize([
+      { value: 'Before Rotation', fieldClass: 'name' },
+      { value: 'rotate@example.com', fieldClass: 'email' },
+      { value: '5500000000000004', fieldClass: 'card' },
+    ]);
+    const before = await tokenization.keyStatus();
+    const { version } = await tokenization.rotate(ctx);
+    expect(version).toBe(before.currentVersion + 1);
+
+    const [newName, newEmail, newCard] = await tokenize([
+      { value: 'After Rotation', fieldClass: 'name' },
+      { value: 'rotate@example.com', fieldClass: 'email' },
+      { value: '5500000000000004', fieldClass: 'card' },
+    ]);
+    expect(parseToken(newName!).keyVersion).toBe(version);
+    // Deterministic tokens are identities: a rotation does not change them.
+    expect(newEmail).toBe(oldEmail);
+    expect(newCard).toBe(card);
+
+    const status = await tokenization.keyStatus();
+    expect(status.versions.find((v) => v.version === version)?.ciphertexts).toBeGreaterThan(0);
+    const pending = status.versions
+      .filter((v) => v.version !== version)
+      .reduce((n, v) => n + v.ciphertexts, 0);
+    expect(pending).toBeGreaterThan(0);
+
+    const seen: Array<[number, number]> = [];
+    const result = await tokenization.reencrypt(ctx, (done, total) => seen.push([done, total]), 7);
+    expect(result).toMatchObject({ total: pending, moved: pending, failed: 0, version });
+    expect(seen.at(-1)).toEqual([pending, pending]);
+    const moved = await tokenization.keyStatus();
+    expect(
+      moved.versions.filter((v) => v.version !== version).every((v) => v.ciphertexts === 0),
+    ).toBe(true);
+    const rows = await t.hub.storage.db
+      .withTables<{ token_vault: { token: string; key_version: number } }>()
+      .selectFrom('token_vault')
+      .select(['token', 'key_version'])
+      .where('token', 'in', [oldName!, oldEmail!])
+      .execute();
+    expect(rows.map((r) => Number(r.key_version))).toEqual([version, version]);
+
+    const back = await detokenize(
+      t.adminKey,
+      [oldName!, oldEmail!, newName!, card!],
+      'after rotation',
+    );
+    expect(
+      (back.json as { results: Array<{ value: unknown }> }).results.map((r) => r.value),
+    ).toEqual(['Before Rotation', 'rotate@example.com', 'After Rotation', '5500000000000004']);
+    expect((await audit('action=reencrypt'))[0]).toMatchObject({ outcome: 'ok', count: pending });
+    expect((await audit('action=rotate'))[0]).toMatchObject({ outcome: 'ok' });
+    const overHttp = await t.request('GET', '/v1/tokens/keys');
+    expect(overHttp.json).toMatchObject({ currentVersion: version, deterministicVersion: 1 });
+    const openapi = await t.request('GET', '/v1/openapi.json');
+    expect(Object.keys((openapi.json as { paths: object }).paths)).toEqual(
+      expect.arrayContaining(['/v1/tokens/detokenize', '/v1/customers/{customerId}/erasure']),
+    );
+  });
+
+  it('keeps the audit log append-only', async () => {
+    await expect(
+      t.hub.storage.db
+        .withTables<{ token_audit: { outcome: string } }>()
+        .updateTable('token_audit')
+        .set({ outcome: 'ok' })
+        .execute(),
+    ).rejects.toThrow(/append-only/);
+    await expect(
+      t.hub.storage.db
+        .withTables<{ token_audit: { seq: number } }>()
+        .deleteFrom('token_audit')
+        .execute(),
+    ).rejects.toThrow(/append-only/);
+  });
+});
+
+describe('nexus tokens (CLI)', () => {
+  it('shows key versions, rotates, and re-encrypts the vault with progress', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nexus-cli-tok-'));
+    const saved = { ...process.env };
+    process.env.NEXUS_SQLITE_FILE = join(dir, 'nexus.db');
+    process.env.NEXUS_LOG_LEVEL = 'silent';
+    delete process.env.NEXUS_DATABASE_URL;
+    delete process.env.NEXUS_NATS_URL;
+    const out: string[] = [];
+    const err: string[] = [];
+    const progress: string[] = [];
+    const cli = (argv: string[]) =>
+      runCli(argv, createHub, {
+        out: (l) => out.push(l),
+        err: (l) => err.push(l),
+        progress: (p) => progress.push(p),
+      });
+    try {
+      const hub = await createHub(
+        loadConfig({ overrides: (raw) => (raw.log = { level: 'silent' }) }),
+        {
+          logger: createLogger({ level: 'silent' }),
+        },
+      );
+      await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          hub.services.tokenization.tokenize(`Name ${i}`, 'name'),
+        ),
+      );
+      await hub.close();
+
+      expect(await cli(['tokens', 'rotate'])).toBe(0);
+      expect(out.at(-1)).toMatch(/^Key version 2 is current \(was 1\)/);
+      expect(await cli(['tokens', 'reencrypt'])).toBe(0);
+      expect(out.at(-1)).toBe('Re-encrypted 30 of 30 vault ciphertexts to key version 2.');
+      expect(progress.some((p) => p.includes('30/30 ciphertexts'))).toBe(true);
+      expect(await cli(['tokens', 'status'])).toBe(0);
+      expect(out.slice(-2).join('\n')).toMatch(
+        /v1 .* 0 vault ciphertexts\n {2}v2 \(current\) .* 30 vault ciphertexts/,
+      );
+      expect(await cli(['tokens', 'spin'])).toBe(2);
+      expect(err.at(-1)).toMatch(/use: nexus tokens status \| rotate \| reencrypt/);
+    } finally {
+      process.env = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the master key at start', () => {
+  const quiet = () => createLogger({ level: 'silent' });
+  const open = async (env: Record<string, string>, logger = quiet()) =>
+    createHub(
+      loadConfig({
+        env,
+        overrides: (raw) => {
+          raw.http = { port: 0 };
+          raw.log = { level: 'silent' };
+        },
+      }),
+      { logger },
+    );
+
+  it('embedded: generates a key file (0600) once, says where, and reuses it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nexus-key-'));
+    try {
+      const lines: string[] = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+      const env = { NEXUS_SQLITE_FILE: join(dir, 'nexus.db') };
+      const first = await open(env, logger);
+      const file = join(dir, 'master.key');
+      expect(existsSync(file)).toBe(true);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      const generated = lines.filter((l) => l.includes('generated a master key at'));
+      expect(generated).toHaveLength(1);
+      expect(generated[0]).toContain(file);
+      const content = readFileSync(file, 'utf8');
+      const token = await first.services.tokenization.tokenize('Kept', 'name');
+      await first.close();
+
+      lines.length = 0;
+      const second = await open(env, logger);
+      expect(lines.some((l) => l.includes('generated a master key'))).toBe(false);
+      expect(readFileSync(file, 'utf8')).toBe(content);
+      const [result] = await second.services.tokenization.detokenize(
+        systemContext('test'),
+        [token],
+        'restart',
+      );
+      expect(result).toMatchObject({ ok: true, value: 'Kept' });
+      await second.close();
+
+      // The data is there but the key file is gone: refused, not a new key.
+      unlinkSync(file);
+      const refusal = await refusalOf(open(env));
+      expect(refusal).toMatchObject({ code: 'CONFIG_INVALID' });
+      expect(refusal.message).toMatch(/master key file .* is missing/);
+      expect(existsSync(file)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to start with a wrong master key, in one line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nexus-key-'));
+    try {
+      const env = { NEXUS_SQLITE_FILE: join(dir, 'nexus.db') };
+      const key = randomBytes(32).toString('base64');
+      await (await open({ ...env, NEXUS_MASTER_KEY: key })).close();
+      const wrong = randomBytes(32).toString('base64');
+      const refusal = await refusalOf(open({ ...env, NEXUS_MASTER_KEY: wrong }));
+      expect(refusal).toMatchObject({ code: 'CONFIG_INVALID' });
+      expect(refusal.message).toMatch(/does not match the key check value stored in the database/);
+      expect(refusal.message).not.toContain('\n');
+      expect(refusal.message).not.toContain(wrong);
+      // A key that is not 32 bytes: refused by the configuration, without echoing it.
+      const short = await refusalOf(open({ ...env, NEXUS_MASTER_KEY: 'c2hvcnQ=' }));
+      expect(short.message).not.toContain('c2hvcnQ');
+      // The right key still opens it.
+      await (await open({ ...env, NEXUS_MASTER_KEY: key })).close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.runIf(PG_URL)('PostgreSQL: refuses to start without a configured key', async () => {
+    const database = await createPgDatabase();
+    try {
+      const refusal = await refusalOf(open({ NEXUS_DATABASE_URL: database.url }));
+      expect(refusal).toMatchObject({ code: 'CONFIG_INVALID' });
+      expect(refusal.message).toMatch(/needs a master key with PostgreSQL/);
+      expect(refusal.message).not.toContain('\n');
+    } finally {
+      await database.drop();
+    }
+  });
+});
