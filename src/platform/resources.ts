@@ -53,6 +53,24 @@ export interface CollectionSpec<T> {
 }
 
 export const encodeCursor = (id: string): string => Buffer.from(id, 'utf8').toString('base64url');
+
+/**
+ * One page from `limit + 1` rows read after the cursor: the extra row only says there is more.
+ * `keyOf` is the value the next page starts after (an id, a sequence number).
+ */
+export function pageOf<R, T>(
+  rows: readonly R[],
+  limit: number,
+  keyOf: (row: R) => string,
+  shape: (row: R) => T,
+): Page<T> {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    items: page.map(shape),
+    nextCursor: rows.length > limit && last !== undefined ? encodeCursor(keyOf(last)) : null,
+  };
+}
 export function decodeCursor(cursor: string): string {
   const id = Buffer.from(cursor, 'base64url').toString('utf8');
   if (!id || encodeCursor(id) !== cursor) {

@@ -7,7 +7,7 @@ import type { DedupRule } from '../../platform/config.js';
 import type { Dialect, Executor } from '../../platform/db/storage.js';
 import type { Transactor } from '../../platform/events/unit-of-work.js';
 import type { Logger } from '../../platform/logging.js';
-import { decodeCursor, encodeCursor } from '../../platform/resources.js';
+import { decodeCursor, pageOf } from '../../platform/resources.js';
 import {
   claimFact,
   decideReview,
@@ -199,23 +199,14 @@ export class DedupService {
     });
   }
 
-  async decisions(query: {
-    rule?: string;
-    action?: string;
-    cursor?: string;
-    limit: number;
-  }): Promise<{ items: ReturnType<typeof toLogEntry>[]; nextCursor: string | null }> {
+  async decisions(query: { rule?: string; action?: string; cursor?: string; limit: number }) {
     const rows = await listLog(this.deps.db, {
       rule: query.rule,
       action: query.action,
       after: query.cursor === undefined ? undefined : decodeCursor(query.cursor),
       limit: query.limit + 1,
     });
-    const page = rows.slice(0, query.limit);
-    return {
-      items: page.map(toLogEntry),
-      nextCursor: rows.length > query.limit ? encodeCursor(page[page.length - 1]!.id) : null,
-    };
+    return pageOf(rows, query.limit, (r) => r.id, toLogEntry);
   }
 
   async reviews(query: { status?: string; cursor?: string; limit: number }) {
@@ -224,11 +215,7 @@ export class DedupService {
       after: query.cursor === undefined ? undefined : decodeCursor(query.cursor),
       limit: query.limit + 1,
     });
-    const page = rows.slice(0, query.limit);
-    return {
-      items: page.map(toReview),
-      nextCursor: rows.length > query.limit ? encodeCursor(page[page.length - 1]!.id) : null,
-    };
+    return pageOf(rows, query.limit, (r) => r.id, toReview);
   }
 
   async review(id: string) {

@@ -7,7 +7,7 @@ import type { Context } from '../../platform/context.js';
 import { isRetryableConflict } from '../../platform/db/errors.js';
 import type { Dialect, Executor } from '../../platform/db/storage.js';
 import type { Transactor } from '../../platform/events/unit-of-work.js';
-import { decodeCursor, encodeCursor } from '../../platform/resources.js';
+import { decodeCursor, pageOf } from '../../platform/resources.js';
 import { SchemaValidator } from '../../platform/validation.js';
 import {
   AdjustLine,
@@ -764,11 +764,7 @@ export class InventoryService {
     }
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
     const rows = await levelsAtLocation(this.deps.db, locationId, after, limit + 1);
-    const items = rows.slice(0, limit).map(toLevel);
-    return {
-      items,
-      nextCursor: rows.length > limit ? encodeCursor(items[items.length - 1]!.sku) : null,
-    };
+    return pageOf(rows, limit, (r) => r.sku, toLevel);
   }
 
   /**
@@ -872,12 +868,7 @@ export class InventoryService {
       afterSeq: Number.isFinite(afterSeq) ? afterSeq : undefined,
       limit: filter.limit + 1,
     });
-    const page = rows.slice(0, filter.limit);
-    return {
-      items: page.map(toMovement),
-      nextCursor:
-        rows.length > filter.limit ? encodeCursor(String(page[page.length - 1]!.seq)) : null,
-    };
+    return pageOf(rows, filter.limit, (r) => String(r.seq), toMovement);
   }
 
   async reservations(
@@ -899,11 +890,12 @@ export class InventoryService {
       after: filter.cursor === undefined ? undefined : decodeCursor(filter.cursor),
       limit: filter.limit + 1,
     });
-    const page = rows.slice(0, filter.limit);
-    return {
-      items: page.map((r) => toReservation({ ...r, quantity: Number(r.quantity) })),
-      nextCursor: rows.length > filter.limit ? encodeCursor(page[page.length - 1]!.id) : null,
-    };
+    return pageOf(
+      rows,
+      filter.limit,
+      (r) => r.id,
+      (r) => toReservation({ ...r, quantity: Number(r.quantity) }),
+    );
   }
 
   /**
