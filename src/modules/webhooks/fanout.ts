@@ -1,4 +1,6 @@
 import { uuidv7 } from '../../model/ids.js';
+import type { EventEnvelope } from '../../model/schemas/event.js';
+import type { Executor } from '../../platform/db/storage.js';
 import { eventSubject } from '../../platform/bus/bus.js';
 import type { EventHandler } from '../../platform/events/consumer.js';
 import { matchesEvent, type SubscriptionFilter } from './filters.js';
@@ -62,4 +64,40 @@ export function fanOutHandler(matched: () => void): EventHandler {
     await insertDeliveries(uow.trx, rows);
     matched();
   };
+}
+
+/**
+ * Whether any active subscription wants an event, from a snapshot of the subscriptions at most
+ * `ttlMs` old (`invalidate` after a change in this process). The fan-out group skips events no
+ * subscription wants without a transaction: most hub events (every reservation) have no
+ * subscriber, and an inbox row each would cost more than the reservation itself. A
+ * subscription made through another hub process therefore sees events from at most `ttlMs`
+ * after it was made.
+ */
+export class SubscriptionSnapshot {
+  private filters: SubscriptionFilter[] = [];
+  private loadedAt = -Infinity;
+  private loading: Promise<void> | null = null;
+
+  constructor(
+    private readonly db: Executor,
+    private readonly ttlMs = 1000,
+  ) {}
+
+  invalidate(): void {
+    this.loadedAt = -Infinity;
+  }
+
+  async wants(envelope: EventEnvelope, subject: string): Promise<boolean> {
+    if (Date.now() - this.loadedAt >= this.ttlMs) {
+      this.loading ??= activeSubscriptions(this.db)
+        .then((rows) => {
+          this.filters = rows.map(filterOf);
+          this.loadedAt = Date.now();
+        })
+        .finally(() => (this.loading = null));
+      await this.loading;
+    }
+    return this.filters.some((filter) => matchesEvent(filter, envelope, subject));
+  }
 }

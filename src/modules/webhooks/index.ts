@@ -9,7 +9,8 @@ import { ConsumerGroup } from '../../platform/events/consumer.js';
 import type { Transactor } from '../../platform/events/unit-of-work.js';
 import type { Logger } from '../../platform/logging.js';
 import { WebhookDispatcher, type DispatcherOptions, type WebhookMetrics } from './dispatcher.js';
-import { FANOUT_GROUP, fanOutHandler } from './fanout.js';
+import { eventSubject } from '../../platform/bus/bus.js';
+import { FANOUT_GROUP, fanOutHandler, SubscriptionSnapshot } from './fanout.js';
 import { webhookRoutes } from './routes.js';
 import { WebhooksService } from './service.js';
 import { JsonEventShaper, type EventShapers, type SchemaVersionsCheck } from './shaper.js';
@@ -96,7 +97,9 @@ export function createWebhooks(deps: WebhooksDeps): Webhooks {
     { storage: deps.storage, shapers, logger: deps.logger, metrics: deps.metrics },
     options.dispatch,
   );
+  const snapshot = new SubscriptionSnapshot(deps.storage.db);
   const service = new WebhooksService({
+    changed: () => snapshot.invalidate(),
     db: deps.storage.db,
     shapers,
     kick: () => dispatcher.kick(),
@@ -117,6 +120,8 @@ export function createWebhooks(deps: WebhooksDeps): Webhooks {
         ? {}
         : { maxAttempts: options.fanOutMaxAttempts }),
       ...(deps.logger ? { logger: deps.logger } : {}),
+      skip: async (delivery) =>
+        !(await snapshot.wants(delivery.envelope, eventSubject(delivery.envelope))),
       afterApply: () => {
         if (!matched) return;
         matched = false;

@@ -108,6 +108,8 @@ export interface WebhooksServiceDeps {
   rotationOverlapMs?: number;
   /** Checks declared schema versions exist (the registry); none: only their form is checked. */
   checkSchemaVersions?: SchemaVersionsCheck | undefined;
+  /** Called after a subscription was created, changed or deleted in this process. */
+  changed?: () => void;
 }
 
 export const PING_TYPE = 'webhook.ping';
@@ -208,6 +210,7 @@ export class WebhooksService {
       updated_at: now,
     };
     await insertSubscription(this.deps.db, row);
+    this.deps.changed?.();
     return { subscription: toSubscription(row, now), secret };
   }
 
@@ -246,6 +249,7 @@ export class WebhooksService {
       status_reason: fields.status === 'paused' && !resumed ? current.status_reason : null,
       updated_at: Math.max(Date.now(), current.updated_at + 1),
     });
+    this.deps.changed?.();
     if (fields.status === 'active') this.deps.kick();
     return this.get(ctx, id);
   }
@@ -253,6 +257,7 @@ export class WebhooksService {
   async remove(ctx: Context, id: string): Promise<void> {
     await this.row(ctx, id);
     if (!(await deleteSubscription(this.deps.db, id))) throw notFound('webhook subscription', id);
+    this.deps.changed?.();
   }
 
   /**
@@ -272,6 +277,7 @@ export class WebhooksService {
       previous_secret_expires_at: now + this.rotationOverlapMs,
       updated_at: Math.max(now, current.updated_at + 1),
     });
+    this.deps.changed?.();
     return { subscription: await this.get(ctx, id), secret };
   }
 

@@ -18,6 +18,11 @@ export interface ConsumerGroupOptions extends ConsumerOptions {
   maxAttempts?: number;
   backoffMs?: number;
   logger?: Logger;
+  /**
+   * Events this group has no work for, told without a transaction: they are passed over (no
+   * inbox row, nothing applied). For groups that care about few of the events they see.
+   */
+  skip?: (delivery: Delivery) => boolean | Promise<boolean>;
   /** Fault injection for tests: runs after an event's transaction committed, before the ack. */
   afterApply?: (delivery: Delivery) => Promise<void> | void;
 }
@@ -41,7 +46,7 @@ export class ConsumerGroup {
   private stopped = true;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
-  readonly stats = { applied: 0, duplicates: 0, deadLettered: 0 };
+  readonly stats = { applied: 0, duplicates: 0, deadLettered: 0, skipped: 0 };
 
   constructor(
     private readonly deps: ConsumerDeps,
@@ -159,6 +164,10 @@ export class ConsumerGroup {
   }
 
   private async deliver(delivery: Delivery): Promise<void> {
+    if (this.options.skip && (await this.options.skip(delivery))) {
+      this.stats.skipped++;
+      return;
+    }
     const maxAttempts = this.options.maxAttempts ?? 5;
     const backoff = this.options.backoffMs ?? 100;
     let lastError: unknown;
