@@ -166,14 +166,12 @@ connection (embedded: a second subscription; server: a second NATS connection wi
 durable consumer). The client runs on its own thread, one write at a time. Targets: p99 under
 5 ms embedded, under 20 ms PostgreSQL + NATS.
 
-Where the embedded tail comes from (measured while building this): the hub thread serves the
-request, relays the event and runs the consumer; V8 garbage collections of 2-9 ms hit about
-1.4% of requests, which is exactly the p99. Moving WAL checkpoints off the thread (D14) and
-caching prepared statements took p99 from about 17 ms to about 5-6.5 ms. Five full runs of this
-benchmark with the client on its own thread and the checkpoint worker gave an embedded p99 of
-6.3, 6.3, 6.2, 4.8 and 6.2 ms (the last after moving the per-event SQL off the query builder): the
-target is not met reliably yet. Allocations per request (about 110-135 KB, mostly kysely's
-per-query execution path) are what is left to cut.
+Where the embedded tail came from (measured while building this): the hub thread serves the
+request, relays the event and runs the consumer, so V8 garbage collections hit the p99. Moving
+WAL checkpoints off the thread (D14) and caching prepared statements took p99 from about 17 ms
+to 5-6.5 ms; building the per-event statements (outbox insert, relay, embedded bus) as cached
+SQL text without the query builder and taking UUID randomness from a pool took it to about
+2-3 ms (three separate runs of this benchmark before the one below: 2.4, 2.5 and 1.6 ms).
 
 ${table(
   ['shape', 'p50 ms', 'p99 ms', 'max ms', 'HTTP response alone p50 / p99 ms', 'p99 target'],
