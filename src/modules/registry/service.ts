@@ -94,6 +94,7 @@ export class RegistryService {
     { schema: string; schemaType: string; references: Reference[] }
   >();
   private readonly validators = new Map<number, ValidateFunction>();
+  private readonly compiling = new Map<number, Promise<ValidateFunction>>();
 
   constructor(private readonly storage: Storage) {}
 
@@ -348,9 +349,19 @@ export class RegistryService {
     const found = await this.getVersion(subject, version);
     let validate = this.validators.get(found.id);
     if (!validate) {
-      const references = await this.resolveReferences(found.references ?? []);
-      validate = compileForeignSchema(JSON.parse(found.schema) as unknown, references);
-      this.validators.set(found.id, validate);
+      // One compilation per schema id, also when a batch asks for it hundreds of times at once.
+      let compiling = this.compiling.get(found.id);
+      if (!compiling) {
+        compiling = this.resolveReferences(found.references ?? [])
+          .then((references) => {
+            const compiled = compileForeignSchema(JSON.parse(found.schema) as unknown, references);
+            this.validators.set(found.id, compiled);
+            return compiled;
+          })
+          .finally(() => this.compiling.delete(found.id));
+        this.compiling.set(found.id, compiling);
+      }
+      validate = await compiling;
     }
     return { validate, id: found.id, version: found.version };
   }
