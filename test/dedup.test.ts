@@ -1,7 +1,11 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHub } from '../src/app.js';
 import { loadConfig } from '../src/platform/config.js';
+import { systemContext } from '../src/platform/context.js';
 import { createLogger } from '../src/platform/logging.js';
 import type { Delivery, Subscription } from '../src/platform/bus/bus.js';
 import { hubShapes, startTestHub, type TestHub } from './support/hub.js';
@@ -62,6 +66,21 @@ const order = (id: string, webOrder: string) => ({
   },
 });
 
+const customer = (id: string, email: string) => ({
+  ...sale(id, '//web/de'),
+  type: 'customer.registered.v1',
+  subject: `customer/C-${id}`,
+  dataschema: '/registry/subjects/customer.registered.v1/versions/latest',
+  partitionkey: `customer/C-${id}`,
+  data: {
+    id: `C-${id}`,
+    channelIds: [],
+    contactPoints: [{ type: 'email', value: email, verified: true, primary: true }],
+    names: { given: 'Dora', family: 'Duplicate' },
+    consents: [],
+  },
+});
+
 describe.each(hubShapes)('business deduplication: %s', (shape) => {
   let t: TestHub;
   const seen: Delivery[] = [];
@@ -90,6 +109,22 @@ describe.each(hubShapes)('business deduplication: %s', (shape) => {
             key: ['/data/total/amount', '/data/nothingHere'],
             window: '1h',
             action: 'merge',
+          },
+          {
+            // Before web-order: the same order id from a second market stack is merged.
+            name: 'order-merge',
+            eventType: 'order.placed.v1',
+            key: ['/market', '/data/id'],
+            window: 86_400_000,
+            action: 'merge',
+          },
+          {
+            // Keyed on personal data (a convergent token of the email): logged as a hash.
+            name: 'customer-email',
+            eventType: 'customer.registered.v1',
+            key: ['/data/contactPoints/0/value', '/market'],
+            window: '1d',
+            action: 'drop',
           },
           {
             name: 'web-order',
@@ -164,6 +199,94 @@ describe.each(hubShapes)('business deduplication: %s', (shape) => {
       body: sale('nightly-2001', '//legacy/nightly-file', '2001'),
     });
     expect(later.json).toEqual({ id: 'nightly-2001', duplicate: false });
+
+    // Housekeeping deletes facts whose window is over: storage follows the windows.
+    const facts = async () =>
+      Number(
+        (await sql<{ n: number }>`select count(*) as n from dedup_keys`.execute(t.hub.storage.db))
+          .rows[0]!.n,
+      );
+    expect(await facts()).toBeGreaterThan(0);
+    await sql`update dedup_keys set expires_at = ${Date.now() - 1}`.execute(t.hub.storage.db);
+    await t.hub.services.dedup.purge();
+    expect(await facts()).toBe(0);
+  });
+
+  it('merges the same order from a second stack: one published, the fact lists every source', async () => {
+    const from = (id: string, source: string) => {
+      const event = order(id, `W-${id}`);
+      return { ...event, source, data: { ...event.data, id: 'O-SAME' } };
+    };
+    const first = await t.request('POST', '/v1/events', {
+      body: from('m-1', '//shop/de-stack-1'),
+    });
+    expect(first.json).toEqual({ id: 'm-1', duplicate: false });
+    const second = await t.request('POST', '/v1/events', {
+      body: from('m-2', '//shop/de-stack-2'),
+    });
+    expect(second.json).toEqual({
+      id: 'm-2',
+      duplicate: false,
+      deduplicated: { action: 'merge', rule: 'order-merge', firstEventId: 'm-1' },
+    });
+    await t.request('POST', '/v1/events', { body: from('m-3', '//shop/de-stack-1') });
+    await waitFor(() => published('m-1'));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(published('m-2') || published('m-3')).toBe(false);
+
+    const { rows } = await sql<{
+      first_event_id: string;
+      first_source: string;
+      duplicates: number;
+      sources: string;
+    }>`select first_event_id, first_source, duplicates, sources from dedup_keys
+      where rule = 'order-merge'`.execute(t.hub.storage.db);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ first_event_id: 'm-1', first_source: '//shop/de-stack-1' });
+    expect(Number(rows[0]!.duplicates)).toBe(2);
+    expect(JSON.parse(rows[0]!.sources)).toEqual(['//shop/de-stack-1', '//shop/de-stack-2']);
+
+    const log = await t.request('GET', '/v1/dedup/log?rule=order-merge&action=merge');
+    expect(
+      (
+        log.json as { items: Array<{ eventId: string; source: string; firstEventId: string }> }
+      ).items.map((e) => [e.eventId, e.source, e.firstEventId]),
+    ).toEqual([
+      ['m-2', '//shop/de-stack-2', 'm-1'],
+      ['m-3', '//shop/de-stack-1', 'm-1'],
+    ]);
+    const metrics = await t.request('GET', '/metrics', { key: null });
+    expect(metrics.body).toContain(
+      'nexus_dedup_decisions_total{rule="order-merge",action="merge",source="//shop/de-stack-2"} 1',
+    );
+  });
+
+  it('logs a key that reaches personal data as a hash only', async () => {
+    const email = 'dora.duplicate@example.org';
+    await t.request('POST', '/v1/events', { body: customer('c-1', email) });
+    const again = await t.request('POST', '/v1/events', { body: customer('c-2', email) });
+    expect(again.json).toMatchObject({
+      deduplicated: { action: 'drop', rule: 'customer-email', firstEventId: 'c-1' },
+    });
+    const log = await t.request('GET', '/v1/dedup/log?rule=customer-email');
+    const [entry] = (log.json as { items: Array<{ key: Record<string, unknown> }> }).items;
+    expect(Object.keys(entry!.key)).toEqual(['/data/contactPoints/0/value', '/market']);
+    expect(entry!.key['/data/contactPoints/0/value']).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(entry!.key['/market']).toBe('DE');
+    expect(log.body).not.toContain(email);
+    expect(log.body).not.toContain('tok_');
+  });
+
+  it('shows the rules in effect', async () => {
+    const rules = await t.request('GET', '/v1/dedup/rules');
+    expect(rules.json).toMatchObject({ enabled: true });
+    expect((rules.json as { rules: Array<{ name: string }> }).rules.map((r) => r.name)).toEqual([
+      'pos-sale',
+      'pos-sale-merge',
+      'order-merge',
+      'customer-email',
+      'web-order',
+    ]);
   });
 
   it('reports business duplicates per item in a batch', async () => {
@@ -241,7 +364,22 @@ describe('deduplication rules in configuration', () => {
       /dedup\.rules\.0\.key must NOT have fewer than 1 items/,
     );
     expect(() => load(rule({ key: ['/data/~2'] }))).toThrow(/dedup\.rules\.0\.key\.0/);
-    expect(() => load(rule({ window: 'a week' }))).toThrow(/dedup\.rules\.0\.window/);
+    expect(() => load(rule({ window: 'a week' }))).toThrow(
+      /^invalid configuration: dedup\.rules\.0\.window must match pattern/,
+    );
+    expect(() => load(rule({ window: 0 }))).toThrow(
+      /^invalid configuration: dedup\.rules\.0\.window must be >= 1$/,
+    );
+    expect(() => load(rule({ eventType: 'pos.sale.recorded.v1', key: ['/data/a~'] }))).toThrow(
+      /dedup\.rules\.0\.key\.0/,
+    );
+    // One line, like every configuration error.
+    try {
+      load(rule({ key: ['data/id'] }));
+    } catch (error) {
+      expect((error as Error & { code?: string }).message).not.toContain('\n');
+      expect(error).toMatchObject({ code: 'CONFIG_INVALID' });
+    }
     expect(() => load(rule({ action: 'ignore' }))).toThrow(/dedup\.rules\.0\.action/);
     expect(() =>
       load({
@@ -250,6 +388,11 @@ describe('deduplication rules in configuration', () => {
         },
       }),
     ).toThrow(/dedup\.rules\.1\.name 'r' is used by another rule/);
+  });
+
+  it('takes a window in milliseconds too, and can be switched off', () => {
+    expect(load(rule({ window: 3_600_000 })).dedup.rules[0]!.window).toBe(3_600_000);
+    expect(load({ dedup: { enabled: false } }).dedup).toMatchObject({ enabled: false });
   });
 
   it('ships rules for the canonical business events', () => {
@@ -310,6 +453,53 @@ describe.runIf(process.env.NEXUS_TEST_DATABASE_URL)('deduplication across hub pr
       await third.close();
     } finally {
       await first.dispose();
+    }
+  });
+});
+
+describe('deduplication state on an embedded hub', () => {
+  it('survives a restart (the SQLite file reopened), and is off with dedup.enabled false', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nexus-dedup-'));
+    const open = (enabled = true) =>
+      createHub(
+        loadConfig({
+          env: { NEXUS_SQLITE_FILE: join(dir, 'nexus.db') },
+          overrides: (r) => {
+            r.log = { level: 'silent' };
+            r.dedup = { enabled };
+          },
+        }),
+        { logger: createLogger({ level: 'silent' }) },
+      );
+    const ctx = systemContext('dedup-test');
+    try {
+      const first = await open();
+      expect(
+        await first.services.ingest.ingest(ctx, sale('till-r1', '//pos/DE-BER-001', '7001')),
+      ).toEqual({ id: 'till-r1', duplicate: false });
+      await first.close();
+
+      const second = await open();
+      expect(
+        await second.services.ingest.ingest(ctx, sale('nightly-r1', '//legacy/nightly', '7001')),
+      ).toEqual({
+        id: 'nightly-r1',
+        duplicate: false,
+        deduplicated: { action: 'drop', rule: 'pos-sale', firstEventId: 'till-r1' },
+      });
+      await second.close();
+
+      // What a benchmark compares against: only transport duplicates are caught.
+      const off = await open(false);
+      expect(
+        await off.services.ingest.ingest(ctx, sale('nightly-r2', '//legacy/nightly', '7001')),
+      ).toEqual({ id: 'nightly-r2', duplicate: false });
+      expect(
+        await off.services.ingest.ingest(ctx, sale('nightly-r2', '//legacy/x', '7001')),
+      ).toEqual({ id: 'nightly-r2', duplicate: true });
+      await off.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

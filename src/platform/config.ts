@@ -28,10 +28,14 @@ export const DedupRule = Type.Object(
       }),
       { minItems: 1, maxItems: 10 },
     ),
-    window: Type.String({
-      pattern: '^[1-9][0-9]{0,6}(ms|s|m|h|d)$',
-      description: 'How long a fact stays known: 90s, 72h, 30d',
-    }),
+    window: Type.Union([
+      Type.String({
+        pattern: '^[1-9][0-9]{0,6}(ms|s|m|h|d)$',
+        description: 'How long a fact stays known: 90s, 72h, 30d',
+      }),
+      // Or milliseconds (at most ten years).
+      Type.Integer({ minimum: 1, maximum: 315_360_000_000 }),
+    ]),
     action: Type.Union([Type.Literal('drop'), Type.Literal('merge'), Type.Literal('flag')]),
   },
   { additionalProperties: false },
@@ -328,7 +332,14 @@ function relevantErrors(errors: readonly ErrorObject[]): ErrorObject[] {
     (e) =>
       e.keyword !== 'anyOf' && !otherBranches.some((branch) => e.schemaPath.startsWith(branch)),
   );
-  return relevant.length > 0 ? relevant : [...errors];
+  // A value that fits one branch's type (a window as text or as milliseconds): report what is
+  // wrong with it there, not that it has not the other branch's type.
+  const fitting = relevant.filter(
+    (e) =>
+      e.keyword !== 'type' ||
+      !relevant.some((o) => o.keyword !== 'type' && o.instancePath === e.instancePath),
+  );
+  return fitting.length > 0 ? fitting : relevant.length > 0 ? relevant : [...errors];
 }
 
 function envTarget(name: string): string {

@@ -4,6 +4,8 @@
  */
 export {
   DedupService,
+  canonicalJson,
+  reachesPersonalData,
   valueAt,
   windowMs,
   type DedupDeps,

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { NexusError } from '../../model/errors.js';
+import { EVENT_DATA_SCHEMAS } from '../../model/events.js';
 import { uuidv7 } from '../../model/ids.js';
+import { piiPaths } from '../../model/pii.js';
 import type { EventEnvelope } from '../../model/schemas/event.js';
 import type { Context } from '../../platform/context.js';
 import type { DedupRule } from '../../platform/config.js';
@@ -42,13 +44,20 @@ export interface DedupDeps {
   enabled: boolean;
   metrics?: DedupMetrics;
   logger?: Logger;
+  /** The clock (ms): windows are measured with it; tests move it. */
   now?: () => number;
+  /**
+   * Where the data of an event type holds personal data (`x-pii` paths as model/pii.ts writes
+   * them). Default: the canonical schemas' (model/events.ts); other types have none.
+   */
+  piiPathsOf?: (eventType: string) => readonly string[];
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** '72h' -> milliseconds (the configuration has checked the form). */
-export function windowMs(window: string): number {
+/** '72h' -> milliseconds; a number is milliseconds already (the configuration checked both). */
+export function windowMs(window: string | number): number {
+  if (typeof window === 'number') return window;
   const match = /^([0-9]+)(ms|s|m|h|d)$/.exec(window);
   if (!match) throw new Error(`not a window: ${window}`);
   return Number(match[1]) * UNITS[match[2]!]!;
@@ -71,6 +80,50 @@ export function valueAt(document: unknown, pointer: string): unknown {
   return current;
 }
 
+/**
+ * JSON with object keys sorted, so equal key values always hash alike (a pointer may name an
+ * object, whose keys arrive in any order). Scalars come out as JSON.stringify writes them.
+ */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/**
+ * True when the envelope pointer reaches personal data: it names an `x-pii` position, a part of
+ * one, or something that contains one. `paths` are data paths as model/pii.ts writes them
+ * (`/contactPoints/*[type=email]/value email`: `*` for any array item, a branch label
+ * after a segment); only pointers into `/data` can reach them.
+ */
+export function reachesPersonalData(pointer: string, paths: readonly string[]): boolean {
+  if (pointer !== '/data' && !pointer.startsWith('/data/')) return false;
+  const tokens = pointer
+    .split('/')
+    .slice(2)
+    .map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return paths.some((entry) => {
+    const path = entry.slice(0, entry.lastIndexOf(' ')).replace(/\[[^\]]*\]/g, '');
+    const segments = path === '/' ? [] : path.split('/').slice(1);
+    const common = Math.min(segments.length, tokens.length);
+    for (let i = 0; i < common; i++) {
+      if (segments[i] === '*' ? !/^(0|[1-9][0-9]*)$/.test(tokens[i]!) : segments[i] !== tokens[i])
+        return false;
+    }
+    return true;
+  });
+}
+
+const canonicalPiiPaths = (eventType: string): readonly string[] => {
+  const schema = (EVENT_DATA_SCHEMAS as Record<string, unknown>)[eventType];
+  return schema === undefined ? [] : piiPaths(schema);
+};
+
 const MAX_SOURCES_PER_FACT = 20;
 const MAX_SOURCE_LABELS = 100;
 
@@ -85,13 +138,21 @@ const MAX_SOURCE_LABELS = 100;
  */
 export class DedupService {
   private readonly byType = new Map<string, DedupRule[]>();
+  /** Per rule, which key positions reach personal data (logged as a hash only). */
+  private readonly personal = new Map<string, boolean[]>();
   private readonly sourceLabels = new Set<string>();
   private readonly now: () => number;
 
   constructor(private readonly deps: DedupDeps) {
     this.now = deps.now ?? Date.now;
+    const pathsOf = deps.piiPathsOf ?? canonicalPiiPaths;
     for (const rule of deps.rules) {
       this.byType.set(rule.eventType, [...(this.byType.get(rule.eventType) ?? []), rule]);
+      const paths = pathsOf(rule.eventType);
+      this.personal.set(
+        rule.name,
+        rule.key.map((pointer) => reachesPersonalData(pointer, paths)),
+      );
     }
   }
 
@@ -120,11 +181,15 @@ export class DedupService {
     const now = this.now();
     if (values.some((v) => v === undefined || v === null || v === '')) {
       this.count(rule.name, 'unkeyed', envelope.source);
+      this.deps.logger?.debug(
+        { rule: rule.name, eventId: envelope.id, source: envelope.source },
+        'dedup: key field missing, event not deduplicated (unkeyed)',
+      );
       await this.log(trx, rule, 'unkeyed', envelope, null, values, now);
       return { action: 'unkeyed', rule: rule.name };
     }
     const keyHash = createHash('sha256')
-      .update(`${rule.name}\u0000${JSON.stringify(values)}`)
+      .update(`${rule.name}\u0000${canonicalJson(values)}`)
       .digest('hex');
     const first = await claimFact(trx, {
       rule: rule.name,
@@ -183,7 +248,15 @@ export class DedupService {
     values: unknown[],
     at: number,
   ): Promise<void> {
-    // Key values come from the event as ingested: personal data in it is tokenized already.
+    // Key values come from the event as ingested (personal data tokenized already); a key
+    // position the schema marks personal is logged as a hash of its value only.
+    const personal = this.personal.get(rule.name) ?? [];
+    const logged = (value: unknown, i: number): unknown =>
+      value === undefined || value === null
+        ? null
+        : personal[i]
+          ? `sha256:${createHash('sha256').update(canonicalJson(value)).digest('hex')}`
+          : value;
     return insertLog(trx, {
       id: uuidv7(),
       at,
@@ -194,7 +267,7 @@ export class DedupService {
       source: envelope.source,
       first_event_id: firstEventId,
       key_values: JSON.stringify(
-        Object.fromEntries(rule.key.map((pointer, i) => [pointer, values[i] ?? null])),
+        Object.fromEntries(rule.key.map((pointer, i) => [pointer, logged(values[i], i)])),
       ),
     });
   }
