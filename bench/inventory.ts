@@ -627,7 +627,7 @@ rows with their indexes) is the rest. The targets for SQLite (100,000/s) and Pos
 (20,000/s hot, 15,000/s spread) need that per-reservation cost cut by a factor of two to four:
 the embedded bus reading the outbox instead of copying it, fewer indexes on the hot tables, and
 building event text without the generic envelope path are the next steps. Availability p99
-moves between runs (76.7 ms and 128.2 ms in the last two runs this session): 300
+moves between runs (76.7, 128.2 and 117.9 ms in the last three runs this session): 300
 sequential samples on a shared machine.
 
 Oversell checks after the runs:
