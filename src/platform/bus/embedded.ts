@@ -53,20 +53,48 @@ export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = 
     wakers.forEach((wake) => wake());
   }
 
-  async function subscribe(
-    consumer: ConsumerOptions,
-    handler: (delivery: Delivery) => Promise<void>,
-  ): Promise<Subscription> {
-    let position = await loadPosition(consumer);
+  type Row = BusMessageTable & { seq: number };
+
+  /** Plain SQL on the per-event path (as in the relay): far less garbage than the builder. */
+  async function readAfter(position: number): Promise<Row[]> {
+    const { rows } = await sql<Row>`
+      select seq, event_id, subject, partition_key, envelope, published_at from bus_messages
+      where seq > ${position} order by seq limit ${batchSize}`.execute(db);
+    return rows;
+  }
+
+  const toDelivery = (row: Row): Delivery => ({
+    eventId: row.event_id,
+    subject: row.subject,
+    partitionKey: row.partition_key,
+    envelope: JSON.parse(row.envelope) as EventEnvelope,
+    streamSeq: row.seq,
+    redelivered: false,
+  });
+
+  async function lastSeq(): Promise<number> {
+    const last = await db
+      .selectFrom('bus_messages')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .executeTakeFirst();
+    return Number(last?.seq ?? 0);
+  }
+
+  /**
+   * Runs a reader loop: `sleep` ends early when this process publishes (or at stop), so
+   * delivery follows the commit within the same tick; otherwise the loop polls.
+   */
+  function reader(
+    run: (loop: { stopped: () => boolean; sleep: (ms: number) => Promise<void> }) => Promise<void>,
+  ): Subscription {
     let stopped = false;
-    let wake: () => void = () => undefined;
     let pending = false;
+    let wake: () => void = () => undefined;
     const waker = () => {
       pending = true;
       wake();
     };
     wakers.add(waker);
-
     const sleep = (ms: number) =>
       new Promise<void>((resolve) => {
         if (pending || stopped) {
@@ -83,52 +111,7 @@ export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = 
         }
         wake = done;
       });
-
-    const loop = (async () => {
-      while (!stopped) {
-        try {
-          // Plain SQL on the per-event path (as in the relay): far less garbage than the builder.
-          const { rows } = await sql<BusMessageTable & { seq: number }>`
-            select seq, event_id, subject, partition_key, envelope, published_at from bus_messages
-            where seq > ${position} order by seq limit ${batchSize}`.execute(db);
-          let consumed = position;
-          for (const row of rows) {
-            if (stopped) break;
-            if (subjectMatches(consumer.filter, row.subject)) {
-              const delivery: Delivery = {
-                eventId: row.event_id,
-                subject: row.subject,
-                partitionKey: row.partition_key,
-                envelope: JSON.parse(row.envelope) as EventEnvelope,
-                streamSeq: row.seq,
-                redelivered: false,
-              };
-              for (;;) {
-                try {
-                  await handler(delivery);
-                  break;
-                } catch {
-                  if (stopped) break;
-                  delivery.redelivered = true;
-                  await new Promise((r) => setTimeout(r, retryDelayMs));
-                }
-              }
-              if (stopped) break;
-            }
-            consumed = row.seq;
-          }
-          if (consumed > position) {
-            position = consumed;
-            await savePosition(consumer.name, position);
-          }
-          if (rows.length < batchSize) await sleep(pollIntervalMs);
-        } catch {
-          // The database is unreachable or busy: keep the position and try again shortly.
-          await sleep(retryDelayMs);
-        }
-      }
-    })();
-
+    const loop = run({ stopped: () => stopped, sleep });
     const subscription: Subscription = {
       async stop() {
         stopped = true;
@@ -142,79 +125,68 @@ export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = 
     return subscription;
   }
 
+  async function subscribe(
+    consumer: ConsumerOptions,
+    handler: (delivery: Delivery) => Promise<void>,
+  ): Promise<Subscription> {
+    let position = await loadPosition(consumer);
+    return reader(async ({ stopped, sleep }) => {
+      while (!stopped()) {
+        try {
+          const rows = await readAfter(position);
+          let consumed = position;
+          for (const row of rows) {
+            if (stopped()) break;
+            if (subjectMatches(consumer.filter, row.subject)) {
+              const delivery = toDelivery(row);
+              for (;;) {
+                try {
+                  await handler(delivery);
+                  break;
+                } catch {
+                  if (stopped()) break;
+                  delivery.redelivered = true;
+                  await new Promise((r) => setTimeout(r, retryDelayMs));
+                }
+              }
+              if (stopped()) break;
+            }
+            consumed = row.seq;
+          }
+          if (consumed > position) {
+            position = consumed;
+            await savePosition(consumer.name, position);
+          }
+          if (rows.length < batchSize) await sleep(pollIntervalMs);
+        } catch {
+          // The database is unreachable or busy: keep the position and try again shortly.
+          await sleep(retryDelayMs);
+        }
+      }
+    });
+  }
+
   async function tail(
     options: TailOptions,
     handler: (delivery: Delivery) => void,
   ): Promise<Subscription> {
-    let position =
-      options.after === 'now'
-        ? Number(
-            (
-              await db
-                .selectFrom('bus_messages')
-                .select((eb) => eb.fn.max('seq').as('seq'))
-                .executeTakeFirst()
-            )?.seq ?? 0,
-          )
-        : options.after;
-    let stopped = false;
-    let pending = false;
-    let wake: () => void = () => undefined;
-    const waker = () => {
-      pending = true;
-      wake();
-    };
-    wakers.add(waker);
-    const loop = (async () => {
-      while (!stopped) {
+    let position = options.after === 'now' ? await lastSeq() : options.after;
+    return reader(async ({ stopped, sleep }) => {
+      while (!stopped()) {
         try {
-          const { rows } = await sql<BusMessageTable & { seq: number }>`
-            select seq, event_id, subject, partition_key, envelope from bus_messages
-            where seq > ${position} order by seq limit ${batchSize}`.execute(db);
+          const rows = await readAfter(position);
           for (const row of rows) {
-            if (stopped) break;
+            if (stopped()) break;
             position = row.seq;
-            if (!subjectMatches(options.filter, row.subject)) continue;
-            handler({
-              eventId: row.event_id,
-              subject: row.subject,
-              partitionKey: row.partition_key,
-              envelope: JSON.parse(row.envelope) as EventEnvelope,
-              streamSeq: row.seq,
-              redelivered: false,
-            });
+            if (subjectMatches(options.filter, row.subject)) handler(toDelivery(row));
           }
-          if (rows.length === batchSize) continue;
+          if (rows.length < batchSize) await sleep(pollIntervalMs);
         } catch {
           // Unreachable database: keep the position and look again shortly.
+          await sleep(retryDelayMs);
         }
-        if (pending) {
-          pending = false;
-          continue;
-        }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, pollIntervalMs);
-          function done() {
-            clearTimeout(timer);
-            wake = () => undefined;
-            resolve();
-          }
-          wake = done;
-        });
-        pending = false;
       }
-    })();
-    const subscription: Subscription = {
-      async stop() {
-        stopped = true;
-        wake();
-        wakers.delete(waker);
-        await loop;
-        subscriptions.delete(subscription);
-      },
-    };
-    subscriptions.add(subscription);
-    return subscription;
+    });
   }
 
   async function loadPosition(consumer: ConsumerOptions): Promise<number> {
@@ -233,14 +205,7 @@ export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = 
       }
       return existing.position;
     }
-    let start = 0;
-    if (consumer.startAt === 'latest') {
-      const last = await db
-        .selectFrom('bus_messages')
-        .select((eb) => eb.fn.max('seq').as('seq'))
-        .executeTakeFirst();
-      start = Number(last?.seq ?? 0);
-    }
+    const start = consumer.startAt === 'latest' ? await lastSeq() : 0;
     await db
       .insertInto('bus_consumers')
       .values({
