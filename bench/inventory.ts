@@ -9,16 +9,16 @@ import { Worker } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { createHub, type Hub } from '../src/app.js';
+import type { Hub } from '../src/app.js';
 import { seedDemo } from '../src/cli/demo.js';
 import { uuidv7 } from '../src/model/ids.js';
-import { loadConfig } from '../src/platform/config.js';
 import { systemContext } from '../src/platform/context.js';
-import { createLogger } from '../src/platform/logging.js';
+import { BENCH_NATS, openBenchHub, withPgDatabase } from './hubs.js';
 import { ms, now, rate, summarize, table } from './lib.js';
 
-const PG = process.env.NEXUS_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const NATS = process.env.NEXUS_BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
+export { openBenchHub };
+
+const NATS = BENCH_NATS;
 const SCALE = Number(process.env.NEXUS_BENCH_SCALE ?? 1);
 
 export const BENCH_LOCATIONS = 50;
@@ -31,26 +31,6 @@ interface Run {
   perSecond: number;
   latency: Summary;
   granted: number;
-}
-
-export async function openBenchHub(env: Record<string, string>, stream?: string): Promise<Hub> {
-  const config = loadConfig({
-    // PostgreSQL hubs need a configured master key (tokenization); a fixed one for benchmarks.
-    env: env.NEXUS_DATABASE_URL
-      ? { NEXUS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'), ...env }
-      : env,
-    overrides: (raw) => {
-      raw.http = { port: 0 };
-      raw.log = { level: 'warn' };
-      if (stream) (raw.bus as Record<string, unknown>).stream = stream;
-      if (process.env.NEXUS_BENCH_RESERVATION_CONCURRENCY) {
-        raw.inventory = {
-          reservationConcurrency: Number(process.env.NEXUS_BENCH_RESERVATION_CONCURRENCY),
-        };
-      }
-    },
-  });
-  return createHub(config, { logger: createLogger({ level: 'warn' }) });
 }
 
 /** 50 stores, 2,000 SKUs with 1,000 units at every store, and a hot SKU with plenty. */
@@ -408,21 +388,6 @@ async function availabilityQuery(hub: Hub, baseUrl: string, key: string, n: numb
   return { latency: summarize(samples.slice(Math.floor(n / 10))), skus: rows.length, locations };
 }
 
-async function withPgDatabase<T>(run: (url: string) => Promise<T>): Promise<T> {
-  const name = `nexus_bench_inv_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: PG });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  const url = new URL(PG);
-  url.pathname = `/${name}`;
-  try {
-    return await run(url.toString());
-  } finally {
-    await admin.query(`drop database if exists ${name} with (force)`);
-    await admin.end();
-  }
-}
-
 export async function inventoryBench(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'nexus-bench-inv-'));
   const n = (x: number) => Math.round(x * SCALE);
@@ -493,7 +458,7 @@ export async function inventoryBench(): Promise<string> {
 
   // ---- PostgreSQL ------------------------------------------------------------------------------
   console.error('inventory: PostgreSQL...');
-  await withPgDatabase(async (dbUrl) => {
+  await withPgDatabase('nexus_bench_inv', async (dbUrl) => {
     const hub = await openBenchHub({ NEXUS_DATABASE_URL: dbUrl });
     hub.relay.start();
     await seed(hub);
@@ -548,7 +513,7 @@ export async function inventoryBench(): Promise<string> {
 
   // ---- PostgreSQL + NATS: propagation, and availability on the demo retailer -------------------
   console.error('inventory: PostgreSQL + NATS...');
-  await withPgDatabase(async (dbUrl) => {
+  await withPgDatabase('nexus_bench_inv', async (dbUrl) => {
     const stream = `NEXUS_BENCH_INV_${Date.now()}`;
     const hub = await openBenchHub({ NEXUS_DATABASE_URL: dbUrl, NEXUS_NATS_URL: NATS }, stream);
     await seedDemo(hub, systemContext('bench'), () => undefined);

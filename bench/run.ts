@@ -6,10 +6,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { createHub, type Hub } from '../src/app.js';
-import { loadConfig } from '../src/platform/config.js';
-import { createLogger } from '../src/platform/logging.js';
+import type { Hub } from '../src/app.js';
 import { edgeBench, edgeTable } from './edge.js';
+import { BENCH_NATS, BENCH_PG, openBenchHub, withPgDatabase } from './hubs.js';
 import { ingest, type IngestResult } from './ingest.js';
 import { runTokenizationBench } from './tokenization.js';
 import { registryBench, type RegistryBench } from './registry.js';
@@ -22,26 +21,15 @@ import {
   type Summary,
 } from './propagation.js';
 
-const PG = process.env.NEXUS_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const NATS = process.env.NEXUS_BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
+const PG = BENCH_PG;
+const NATS = BENCH_NATS;
 const N = Number(process.env.NEXUS_BENCH_N ?? 2000);
 
 async function startHub(
-  env: NodeJS.ProcessEnv,
+  env: Record<string, string>,
   stream?: string,
 ): Promise<{ hub: Hub; url: string; key: string }> {
-  const config = loadConfig({
-    // PostgreSQL hubs need a configured master key (tokenization); a fixed one for benchmarks.
-    env: env.NEXUS_DATABASE_URL
-      ? { NEXUS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'), ...env }
-      : env,
-    overrides: (raw) => {
-      raw.http = { port: 0 };
-      raw.log = { level: 'warn' };
-      if (stream) (raw.bus as Record<string, unknown>).stream = stream;
-    },
-  });
-  const hub = await createHub(config, { logger: createLogger({ level: 'warn' }) });
+  const hub = await openBenchHub(env, stream);
   const url = await hub.listen();
   const { secret } = await hub.services.access.create({
     name: 'bench',
@@ -49,21 +37,6 @@ async function startHub(
     scopes: ['*'],
   });
   return { hub, url, key: secret };
-}
-
-async function withPgDatabase<T>(run: (url: string) => Promise<T>): Promise<T> {
-  const name = `nexus_bench_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: PG });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  const url = new URL(PG);
-  url.pathname = `/${name}`;
-  try {
-    return await run(url.toString());
-  } finally {
-    await admin.query(`drop database if exists ${name} with (force)`);
-    await admin.end();
-  }
 }
 
 function version(command: string, args: string[]): string {
@@ -103,7 +76,7 @@ async function main(): Promise<void> {
   ]);
 
   console.error('server (PostgreSQL + NATS JetStream)...');
-  await withPgDatabase(async (dbUrl) => {
+  await withPgDatabase('nexus_bench', async (dbUrl) => {
     const stream = `NEXUS_BENCH_${Date.now()}`;
     const { hub, url, key } = await startHub(
       { NEXUS_DATABASE_URL: dbUrl, NEXUS_NATS_URL: NATS },
