@@ -116,6 +116,9 @@ const DEFAULT_TTL: Record<string, number | null> = {
 
 const actorOf = (ctx: Context) => `${ctx.actor.kind}:${ctx.actor.id}`;
 
+/** The one item a single-item line touches. */
+const theItem = (line: ItemKey): ItemKey[] => [{ sku: line.sku, locationId: line.locationId }];
+
 export function toLevel(row: LevelRow): InventoryLevel {
   return {
     sku: row.sku,
@@ -237,7 +240,7 @@ export class InventoryService {
   adjust(ctx: Context, lines: AdjustLine[], mode: Mode = 'all-or-nothing', bulk = true) {
     this.check(AdjustLine, lines, bulk);
     return this.run(ctx, lines, mode, bulk, {
-      keys: (l) => [{ sku: l.sku, locationId: l.locationId }],
+      keys: theItem,
       create: true,
       apply: (s, l) => {
         const level = s.level(l.sku, l.locationId)!;
@@ -279,7 +282,7 @@ export class InventoryService {
   count(ctx: Context, lines: CountLine[], mode: Mode = 'all-or-nothing', bulk = true) {
     this.check(CountLine, lines, bulk);
     return this.run(ctx, lines, mode, bulk, {
-      keys: (l) => [{ sku: l.sku, locationId: l.locationId }],
+      keys: theItem,
       create: true,
       apply: (s, l) => {
         const level = s.level(l.sku, l.locationId)!;
@@ -308,7 +311,7 @@ export class InventoryService {
   ) {
     this.check(SafetyStockLine, lines, bulk);
     return this.run(ctx, lines, mode, bulk, {
-      keys: (l) => [{ sku: l.sku, locationId: l.locationId }],
+      keys: theItem,
       create: true,
       apply: (s, l) => {
         const level = s.level(l.sku, l.locationId)!;
@@ -460,7 +463,7 @@ export class InventoryService {
     if (!checked) this.check(ReserveLine, lines, bulk);
     let unknownSkus = new Set<string>();
     return this.run(ctx, lines, mode, bulk, {
-      keys: (l) => [{ sku: l.sku, locationId: l.locationId }],
+      keys: theItem,
       create: false,
       afterLoad: async (s) => {
         // An item without a stock row: either the SKU is unknown or it has no stock there.
