@@ -136,13 +136,16 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       : {}),
   });
   const validator = new SchemaValidator();
-  const transactor = new Transactor(storage, canonical, validator, config.source);
+  const appender = bus.appenderFor?.(storage) ?? null;
+  const transactor = new Transactor(storage, canonical, validator, config.source, appender);
   const relay = new OutboxRelay(storage, bus, {
     batchSize: config.outbox.batchSize,
     ...options.relay,
     logger,
   });
-  transactor.onCommitted(() => relay.kick());
+  // With an appender events are on the stream at commit; the relay only polls for strays
+  // (an outbox written before an upgrade).
+  if (!appender) transactor.onCommitted(() => relay.kick());
 
   // Personal data is tokenized at the edge. A missing or wrong master key stops the hub here,
   // with one line, before anything could be written under a key nobody can read back.
@@ -185,7 +188,6 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     const row = await storage.db
       .selectFrom('outbox')
       .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('published_at', 'is', null)
       .executeTakeFirst();
     return Number(row?.n ?? 0);
   };

@@ -116,24 +116,32 @@ describe.each(targets)('inventory under SIGKILL: $name', (target) => {
           db,
         );
         expect(reservations.length).toBeGreaterThan(0);
-        // Every reservation committed with its event, and no event without its reservation.
-        const { rows: envelopes } = await sql<{ envelope: string }>`select envelope from outbox
+        // Every reservation committed with its event, and no event without its reservation:
+        // in the outbox, or already on the stream (SQLite appends at commit, D29).
+        const reservationEvents = async (tables: string) => {
+          const { rows } = await sql<{ envelope: string }>`select envelope from ${sql.raw(tables)}
             where envelope like '%inventory.reservation.created.v1%'`.execute(db);
-        const eventIds = new Set(
-          envelopes.map((e) => (JSON.parse(e.envelope) as { data: { id: string } }).data.id),
+          return new Set(
+            rows.map((e) => (JSON.parse(e.envelope) as { data: { id: string } }).data.id),
+          );
+        };
+        const ids = new Set(reservations.map((r) => r.id));
+        expect(ids).toEqual(
+          await reservationEvents(
+            '(select envelope from outbox union all select envelope from bus_messages) e',
+          ),
         );
-        expect(new Set(reservations.map((r) => r.id))).toEqual(eventIds);
 
         // The relay delivers what the dead process committed but did not publish.
         hub.relay.start();
         await waitFor(
           async () => {
-            const { rows } = await sql<{ n: number }>`select count(*) as n from outbox
-              where published_at is null`.execute(db);
+            const { rows } = await sql<{ n: number }>`select count(*) as n from outbox`.execute(db);
             return Number(rows[0]!.n) === 0;
           },
           { timeoutMs: 15_000 },
         );
+        expect(await reservationEvents('bus_messages')).toEqual(ids);
 
         // The invariant, and the record agrees with the reservations.
         for (const locationId of locations) {

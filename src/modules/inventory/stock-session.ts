@@ -336,13 +336,13 @@ export class StockSession {
       l.row.version += 1;
       l.row.updated_at = this.now;
     }
-    if (changed.length > 0)
-      await writeLevels(
-        this.uow.trx,
-        changed.map((l) => l.row),
-      );
-    if (this.movements.length > 0) await insertMovements(this.uow.trx, this.movements);
-    if (this.created.length > 0) await insertReservations(this.uow.trx, this.created);
+    // Rows nothing in this transaction reads again: written with its events, in one go.
+    writeLevels(
+      this.uow.inserts,
+      changed.map((l) => l.row),
+    );
+    insertMovements(this.uow.inserts, this.movements);
+    insertReservations(this.uow.inserts, this.created);
     const byStatus = new Map<string, ReservationRow[]>();
     for (const r of this.transitions) {
       const group = `${r.status}\u0000${r.status_reason ?? ''}`;

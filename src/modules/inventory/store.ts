@@ -1,5 +1,5 @@
 import { sql, type RawBuilder } from 'kysely';
-import { insertRows } from '../../platform/db/bulk.js';
+import { insertRows, type InsertBatch } from '../../platform/db/bulk.js';
 import type { Dialect, Executor } from '../../platform/db/storage.js';
 
 /**
@@ -148,11 +148,13 @@ export async function lockLevels(
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Writes the new state of rows this transaction holds locked (they exist: see ensureLevels). */
-export async function writeLevels(trx: Executor, rows: readonly LevelRow[]): Promise<void> {
+/**
+ * Adds the new state of rows this transaction holds locked (they exist: see ensureLevels) to
+ * the transaction's final inserts.
+ */
+export function writeLevels(inserts: InsertBatch, rows: readonly LevelRow[]): void {
   for (const part of chunks(rows, 1000)) {
-    await insertRows(
-      trx,
+    inserts.add(
       LEVEL_INSERT,
       7,
       part.map((r) => [
@@ -171,10 +173,10 @@ export async function writeLevels(trx: Executor, rows: readonly LevelRow[]): Pro
   }
 }
 
-export async function insertMovements(trx: Executor, rows: readonly MovementRow[]): Promise<void> {
+/** Adds ledger rows to the transaction's final inserts. */
+export function insertMovements(inserts: InsertBatch, rows: readonly MovementRow[]): void {
   for (const part of chunks(rows, 1000)) {
-    await insertRows(
-      trx,
+    inserts.add(
       `insert into inventory_movements (id, sku, location_id, reason, delta, on_hand_after,
         reserved_after, counted, variance, reference, note, flagged, actor, channel, occurred_at,
         recorded_at)`,
@@ -201,13 +203,10 @@ export async function insertMovements(trx: Executor, rows: readonly MovementRow[
   }
 }
 
-export async function insertReservations(
-  trx: Executor,
-  rows: readonly ReservationRow[],
-): Promise<void> {
+/** Adds new reservations to the transaction's final inserts. */
+export function insertReservations(inserts: InsertBatch, rows: readonly ReservationRow[]): void {
   for (const part of chunks(rows, 1000)) {
-    await insertRows(
-      trx,
+    inserts.add(
       `insert into inventory_reservations (id, sku, location_id, quantity, channel, market_code,
         reference_type, reference_id, status, status_reason, expires_at, actor, created_at,
         updated_at)`,

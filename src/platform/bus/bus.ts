@@ -1,4 +1,5 @@
 import type { EventEnvelope } from '../../model/schemas/event.js';
+import type { Storage, Tx } from '../db/storage.js';
 
 /** A committed event on its way from the outbox to the bus. */
 export interface OutgoingMessage {
@@ -55,6 +56,13 @@ export interface Subscription {
  * - after a crash, delivery resumes from the last consumed message of the group: messages
  *   may be delivered twice (consumers keep an inbox), never skipped.
  */
+/** Writes events onto a stream as part of the caller's transaction (see appenderFor). */
+export interface StreamAppender {
+  append(trx: Tx, messages: readonly OutgoingMessage[]): Promise<void>;
+  /** The transaction that appended committed: readers in this process look now. */
+  committed(): void;
+}
+
 export interface EventBus {
   readonly kind: 'embedded' | 'nats';
   publish(messages: readonly OutgoingMessage[]): Promise<void>;
@@ -69,6 +77,24 @@ export interface EventBus {
    * attempted: the handler must not throw.
    */
   tail(options: TailOptions, handler: (delivery: Delivery) => void): Promise<Subscription>;
+  /**
+   * Only a bus whose stream is a table in `outbox`'s database and whose order is the commit
+   * order there (the embedded bus on SQLite: one writer at a time): an appender that writes
+   * events onto the stream inside the committing transaction, in place of the outbox (D29).
+   * `null` when that does not hold, and events go through the outbox and the relay.
+   */
+  appenderFor?(outbox: Storage): StreamAppender | null;
+  /**
+   * Only a bus whose stream lives in the same database as the outbox (the embedded bus on its
+   * own storage): moves up to `limit` of the oldest outbox rows onto the stream and deletes
+   * them, in one transaction, and returns how many moved; `null` when `outbox` is another
+   * database. `beforeCommit` is fault injection for tests.
+   */
+  takeFromOutbox?(
+    outbox: Storage,
+    limit: number,
+    beforeCommit?: () => Promise<void> | void,
+  ): Promise<number | null>;
   /** Throws when the bus cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { EventEnvelope } from '../../model/schemas/event.js';
 import { insertRows } from '../db/bulk.js';
-import type { Storage } from '../db/storage.js';
+import type { Executor, Storage } from '../db/storage.js';
 import type { BusMessageTable } from '../db/tables.js';
 import {
   subjectMatches,
@@ -10,6 +10,7 @@ import {
   type EventBus,
   type OutgoingMessage,
   type Subscription,
+  type StreamAppender,
   type TailOptions,
 } from './bus.js';
 
@@ -34,8 +35,12 @@ export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = 
   const subscriptions = new Set<Subscription>();
   const db = storage.db;
 
-  async function publish(messages: readonly OutgoingMessage[]): Promise<void> {
-    if (messages.length === 0) return;
+  /** `onConflict` '' makes a repeated event id an error (appends), else it is dropped. */
+  async function insertMessages(
+    executor: Executor,
+    messages: readonly OutgoingMessage[],
+    onConflict: string,
+  ): Promise<void> {
     const now = Date.now();
     // SQLite allows 32,766 bound parameters per statement; 5 per row keeps chunks well under.
     for (let i = 0; i < messages.length; i += 1000) {
@@ -43,14 +48,78 @@ export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = 
         .slice(i, i + 1000)
         .map((m) => [m.eventId, m.subject, m.partitionKey, m.envelope, now]);
       await insertRows(
-        db,
+        executor,
         'insert into bus_messages (event_id, subject, partition_key, envelope, published_at)',
         5,
         rows,
-        'on conflict (event_id) do nothing',
+        onConflict,
       );
     }
-    wakers.forEach((wake) => wake());
+  }
+
+  const wakeAll = () => wakers.forEach((wake) => wake());
+
+  async function publish(messages: readonly OutgoingMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    await insertMessages(db, messages, 'on conflict (event_id) do nothing');
+    wakeAll();
+  }
+
+  // SQLite takes one writer at a time, so stream seqs drawn inside write transactions follow
+  // commit order and a reader reading past its position never skips a later commit. On
+  // PostgreSQL seqs are drawn before commit and could, so there the relay moves events.
+  function appenderFor(outbox: Storage): StreamAppender | null {
+    if (outbox !== storage || storage.dialect !== 'sqlite') return null;
+    return {
+      append: (trx, messages) => insertMessages(trx, messages, ''),
+      committed: wakeAll,
+    };
+  }
+
+  /**
+   * The relay's path when the outbox is in this database: one transaction copies the oldest
+   * rows onto the stream in seq order and deletes them, so nothing is read into this process
+   * or written twice, and a crash leaves either both or neither.
+   */
+  async function takeFromOutbox(
+    outbox: Storage,
+    limit: number,
+    beforeCommit?: () => Promise<void> | void,
+  ): Promise<number | null> {
+    if (outbox !== storage) return null;
+    // Most calls find nothing (with an appender the outbox stays empty): no transaction then.
+    const { rows: pending } = await sql`select seq from outbox order by seq limit 1`.execute(db);
+    if (pending.length === 0) return 0;
+    const now = Date.now();
+    const moved = await storage.transaction(async (trx) => {
+      let n: number;
+      if (storage.dialect === 'postgres') {
+        // Rows enter bus_messages in the order the ordered SELECT yields them, which is the
+        // order their stream seq is drawn in.
+        const { rows } = await sql<{ n: number }>`
+          with moved as (
+            delete from outbox where seq in (select seq from outbox order by seq limit ${limit})
+            returning seq, event_id, subject, partition_key, envelope),
+          copied as (
+            insert into bus_messages (event_id, subject, partition_key, envelope, published_at)
+            select event_id, subject, partition_key, envelope, ${now} from moved order by seq
+            on conflict (event_id) do nothing)
+          select count(*)::int as n from moved`.execute(trx);
+        n = Number(rows[0]?.n ?? 0);
+      } else {
+        // SQLite has one writer: the two statements see the same oldest rows.
+        await sql`insert into bus_messages (event_id, subject, partition_key, envelope, published_at)
+          select event_id, subject, partition_key, envelope, ${now} from outbox where true
+          order by seq limit ${limit} on conflict (event_id) do nothing`.execute(trx);
+        const result = await sql`delete from outbox
+          where seq in (select seq from outbox order by seq limit ${limit})`.execute(trx);
+        n = Number(result.numAffectedRows ?? 0n);
+      }
+      await beforeCommit?.();
+      return n;
+    });
+    if (moved > 0) wakeAll();
+    return moved;
   }
 
   type Row = BusMessageTable & { seq: number };
@@ -227,6 +296,8 @@ export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = 
   return {
     kind: 'embedded',
     publish,
+    appenderFor,
+    takeFromOutbox,
     subscribe,
     tail,
     ping: () => storage.ping(),

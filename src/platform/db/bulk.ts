@@ -20,6 +20,36 @@ function placeholderStyle(db: Executor): 'numbered' | 'question' {
   return style;
 }
 
+/** `(?, ?), (?, ?)` or `($k+1, $k+2), ...`: `rows` tuples of `columns` marks after `offset`. */
+function tuples(style: 'numbered' | 'question', columns: number, rows: number, offset = 0): string {
+  const out: string[] = [];
+  let n = offset;
+  for (let r = 0; r < rows; r++) {
+    const marks: string[] = [];
+    for (let c = 0; c < columns; c++) marks.push(style === 'numbered' ? `$${++n}` : '?');
+    out.push(`(${marks.join(', ')})`);
+  }
+  return out.join(', ');
+}
+
+function cachedText(key: string, make: () => string): string {
+  let text = texts.get(key);
+  if (text === undefined) {
+    text = make();
+    if (texts.size > 2000) texts.clear();
+    texts.set(key, text);
+  }
+  return text;
+}
+
+function flatten(columns: number, rows: readonly (readonly unknown[])[], into: unknown[]): void {
+  for (const row of rows) {
+    if (row.length !== columns)
+      throw new Error(`insertRows: a row has ${row.length} values, not ${columns}`);
+    for (const value of row) into.push(value);
+  }
+}
+
 /**
  * Runs `<head> values (...), (...) <tail>` with one tuple of `columns` parameters per row.
  * `head` and `tail` are trusted SQL text (never user input).
@@ -32,27 +62,68 @@ export function insertRows<R = unknown>(
   tail = '',
 ): Promise<QueryResult<R>> {
   const style = placeholderStyle(db);
-  const key = `${style}\u0000${head}\u0000${columns}\u0000${rows.length}\u0000${tail}`;
-  let text = texts.get(key);
-  if (text === undefined) {
-    const tuples: string[] = [];
-    let n = 0;
-    for (let r = 0; r < rows.length; r++) {
-      const marks: string[] = [];
-      for (let c = 0; c < columns; c++) marks.push(style === 'numbered' ? `$${++n}` : '?');
-      tuples.push(`(${marks.join(', ')})`);
-    }
-    text = `${head} values ${tuples.join(', ')}${tail ? ` ${tail}` : ''}`;
-    if (texts.size > 2000) texts.clear();
-    texts.set(key, text);
-  }
+  const text = cachedText(
+    `${style}\u0000${head}\u0000${columns}\u0000${rows.length}\u0000${tail}`,
+    () => `${head} values ${tuples(style, columns, rows.length)}${tail ? ` ${tail}` : ''}`,
+  );
   const parameters: unknown[] = [];
-  for (const row of rows) {
-    if (row.length !== columns)
-      throw new Error(`insertRows: a row has ${row.length} values, not ${columns}`);
-    for (const value of row) parameters.push(value);
-  }
+  flatten(columns, rows, parameters);
   return db.executeQuery<R>(CompiledQuery.raw(text, parameters));
+}
+
+interface PendingInsert {
+  head: string;
+  columns: number;
+  rows: readonly (readonly unknown[])[];
+  tail: string;
+}
+
+/** PostgreSQL takes at most 65,535 parameters in one statement. */
+const MAX_COMBINED_PARAMETERS = 30_000;
+
+/**
+ * Multi-row inserts gathered during a transaction and written together at its end. On
+ * PostgreSQL they go as one statement (data-modifying CTEs), one round trip instead of one
+ * each, which is time a hot row stays locked (D29); SQLite runs them one after the other.
+ * The inserts must not depend on each other: one statement sees one snapshot.
+ */
+export class InsertBatch {
+  private parts: PendingInsert[] = [];
+
+  add(head: string, columns: number, rows: readonly (readonly unknown[])[], tail = ''): void {
+    if (rows.length > 0) this.parts.push({ head, columns, rows, tail });
+  }
+
+  get size(): number {
+    return this.parts.length;
+  }
+
+  async run(db: Executor): Promise<void> {
+    const parts = this.parts;
+    this.parts = [];
+    const style = placeholderStyle(db);
+    const parameterCount = parts.reduce((n, p) => n + p.columns * p.rows.length, 0);
+    if (style === 'question' || parts.length < 2 || parameterCount > MAX_COMBINED_PARAMETERS) {
+      for (const p of parts) await insertRows(db, p.head, p.columns, p.rows, p.tail);
+      return;
+    }
+    const key = parts
+      .map((p) => `${p.head}\u0000${p.columns}\u0000${p.rows.length}\u0000${p.tail}`)
+      .join('\u0001');
+    const text = cachedText(key, () => {
+      let offset = 0;
+      const statements = parts.map((p) => {
+        const statement = `${p.head} values ${tuples(style, p.columns, p.rows.length, offset)}${p.tail ? ` ${p.tail}` : ''}`;
+        offset += p.columns * p.rows.length;
+        return statement;
+      });
+      const last = statements.pop()!;
+      return `with ${statements.map((st, i) => `w${i} as (${st})`).join(', ')} ${last}`;
+    });
+    const parameters: unknown[] = [];
+    for (const p of parts) flatten(p.columns, p.rows, parameters);
+    await db.executeQuery(CompiledQuery.raw(text, parameters));
+  }
 }
 
 /** `<head> (?, ?, ...) <tail>` for an IN list of `values`, text reused per count. */
@@ -65,8 +136,7 @@ export function withInList<R = unknown>(
 ): Promise<QueryResult<R>> {
   const style = placeholderStyle(db);
   const key = `in\u0000${style}\u0000${head}\u0000${leading.length}\u0000${values.length}\u0000${tail}`;
-  let text = texts.get(key);
-  if (text === undefined) {
+  const text = cachedText(key, () => {
     let n = leading.length;
     const marks = values.map(() => (style === 'numbered' ? `$${++n}` : '?'));
     let h = head;
@@ -74,9 +144,7 @@ export function withInList<R = unknown>(
       let i = 0;
       h = head.replace(/\?/g, () => `$${++i}`);
     }
-    text = `${h} (${marks.join(', ')})${tail ? ` ${tail}` : ''}`;
-    if (texts.size > 2000) texts.clear();
-    texts.set(key, text);
-  }
+    return `${h} (${marks.join(', ')})${tail ? ` ${tail}` : ''}`;
+  });
   return db.executeQuery<R>(CompiledQuery.raw(text, [...leading, ...values]));
 }

@@ -613,6 +613,13 @@ const steps: Record<string, Step> = {
         begin select raise(abort, 'token_audit is append-only'); end`.execute(db);
     }
   },
+  '0010_outbox_holds_pending_only': async (db) => {
+    // The relay now deletes what it has handed to the bus (D29): the outbox holds only events
+    // still on their way, so its scan needs no partial index and nothing is updated per event.
+    await sql`delete from outbox where published_at is not null`.execute(db);
+    await db.schema.dropIndex('outbox_unpublished').ifExists().execute();
+    await db.schema.dropIndex('outbox_published_at').ifExists().execute();
+  },
 };
 
 /** Runs every pending migration; safe to call from several processes at once (kysely locks). */

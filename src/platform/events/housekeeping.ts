@@ -2,8 +2,6 @@ import type { Storage } from '../db/storage.js';
 import type { Logger } from '../logging.js';
 
 export interface Retention {
-  /** Published outbox rows are kept this long (for diagnosis), then deleted. */
-  outboxMs: number;
   /** Inbox entries must outlive any redelivery; a week is far beyond the bus's ack wait. */
   inboxMs: number;
   /** Embedded bus only: how long the stream keeps messages (like a JetStream max_age). */
@@ -11,7 +9,6 @@ export interface Retention {
 }
 
 export const DEFAULT_RETENTION: Retention = {
-  outboxMs: 24 * 60 * 60 * 1000,
   inboxMs: 7 * 24 * 60 * 60 * 1000,
   streamMs: 7 * 24 * 60 * 60 * 1000,
 };
@@ -40,11 +37,7 @@ export class Housekeeping {
     const retention = this.options.retention ?? DEFAULT_RETENTION;
     const db = this.storage.db;
     try {
-      await db
-        .deleteFrom('outbox')
-        .where('published_at', 'is not', null)
-        .where('published_at', '<', now - retention.outboxMs)
-        .execute();
+      // The outbox needs no sweep: the relay deletes each row once the bus has it.
       await db
         .deleteFrom('inbox')
         .where('processed_at', '<', now - retention.inboxMs)

@@ -1,9 +1,8 @@
 import { uuidv7 } from '../../model/ids.js';
 import type { EventEnvelope } from '../../model/schemas/event.js';
 import type { Channel } from '../../model/schemas/common.js';
-import { eventSubject } from '../bus/bus.js';
-import { insertRows } from '../db/bulk.js';
-import type { Tx } from '../db/storage.js';
+import { eventSubject, type OutgoingMessage } from '../bus/bus.js';
+import type { InsertBatch } from '../db/bulk.js';
 
 /** What a service says happened; the unit of work turns it into a CloudEvents envelope. */
 export interface EventDraft<T = unknown> {
@@ -45,19 +44,26 @@ export function buildEnvelope(draft: EventDraft, context: EnvelopeContext): Even
   return envelope;
 }
 
+/** The bus's view of a committed event. */
+export const toOutgoing = (e: EventEnvelope): OutgoingMessage => ({
+  eventId: e.id,
+  subject: eventSubject(e),
+  partitionKey: e.partitionkey,
+  envelope: JSON.stringify(e),
+});
+
 /** Rows per INSERT: 5 parameters a row stays under SQLite's 32,766 bound-parameter limit. */
 const CHUNK = 1000;
 
-/** Writes envelopes into the outbox inside the caller's transaction, in the given order. */
-export async function insertOutbox(trx: Tx, envelopes: readonly EventEnvelope[]): Promise<void> {
+/** Adds the outbox rows of `envelopes`, in the given order, to the transaction's inserts. */
+export function addOutbox(inserts: InsertBatch, envelopes: readonly EventEnvelope[]): void {
   const now = Date.now();
   for (let i = 0; i < envelopes.length; i += CHUNK) {
-    // Plain SQL: this runs in every write transaction (see the relay for why).
-    const rows = envelopes
-      .slice(i, i + CHUNK)
-      .map((e) => [e.id, eventSubject(e), e.partitionkey, JSON.stringify(e), now]);
-    await insertRows(
-      trx,
+    const rows = envelopes.slice(i, i + CHUNK).map((e) => {
+      const m = toOutgoing(e);
+      return [m.eventId, m.subject, m.partitionKey, m.envelope, now];
+    });
+    inserts.add(
       'insert into outbox (event_id, subject, partition_key, envelope, created_at)',
       5,
       rows,

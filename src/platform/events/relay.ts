@@ -10,8 +10,11 @@ export interface RelayOptions {
   pollIntervalMs?: number;
   /** Pause after the bus refused a publish before trying the same batch again. */
   retryDelayMs?: number;
-  /** Fault injection for tests: runs after a batch is on the bus, before it is marked sent. */
-  afterPublish?: (batch: readonly OutgoingMessage[]) => Promise<void> | void;
+  /**
+   * Fault injection for tests: runs once a batch is on a remote bus, before the outbox rows
+   * go; with a bus in the same database, inside the move's transaction before it commits.
+   */
+  afterPublish?: () => Promise<void> | void;
   logger?: Logger;
 }
 
@@ -25,8 +28,9 @@ export interface RelayStatus {
 /**
  * Moves committed events from the outbox to the bus, oldest first. One relay is active across
  * all processes that share the database (leadership), so the bus sees events in commit order.
- * It publishes before marking rows sent: a crash in between re-publishes the batch, which the
- * bus drops by event id. At least once on the bus, exactly once for consumers with an inbox.
+ * To a remote bus it publishes before deleting the rows: a crash in between re-publishes the
+ * batch, which the bus drops by event id. To the embedded bus in the same database it moves
+ * rows in one transaction. At least once on the bus, exactly once for consumers with an inbox.
  */
 export class OutboxRelay {
   private stopped = true;
@@ -111,6 +115,19 @@ export class OutboxRelay {
   }
 
   private async publishBatch(): Promise<number> {
+    const limit = this.options.batchSize ?? 500;
+    const moved = await this.bus.takeFromOutbox?.(this.storage, limit, this.options.afterPublish);
+    const published = moved ?? (await this.publishToRemoteBus(limit));
+    this.status.published += published;
+    if (published > 0) this.status.lastError = null;
+    return published;
+  }
+
+  /**
+   * A bus elsewhere (NATS): publish, then delete what the bus has. A crash in between
+   * publishes the batch again, and the bus drops it by event id.
+   */
+  private async publishToRemoteBus(limit: number): Promise<number> {
     // Plain SQL on this path: it runs after every commit, and kysely's query builder costs
     // several times the statement itself in time and garbage (see docs/benchmarks.md).
     const { rows } = await sql<{
@@ -120,9 +137,7 @@ export class OutboxRelay {
       partition_key: string;
       envelope: string;
     }>`select seq, event_id, subject, partition_key, envelope from outbox
-       where published_at is null order by seq limit ${this.options.batchSize ?? 500}`.execute(
-      this.storage.db,
-    );
+       order by seq limit ${limit}`.execute(this.storage.db);
     if (rows.length === 0) return 0;
     const batch: OutgoingMessage[] = rows.map((r) => ({
       eventId: r.event_id,
@@ -131,17 +146,12 @@ export class OutboxRelay {
       envelope: r.envelope,
     }));
     await this.bus.publish(batch);
-    await this.options.afterPublish?.(batch);
-    const now = Date.now();
+    await this.options.afterPublish?.();
     await withInList(
       this.storage.db,
-      'update outbox set published_at = ? where seq in',
+      'delete from outbox where seq in',
       rows.map((r) => r.seq),
-      '',
-      [now],
     );
-    this.status.published += rows.length;
-    this.status.lastError = null;
     return rows.length;
   }
 

@@ -4,7 +4,9 @@ import type { EventEnvelope } from '../../model/schemas/event.js';
 import type { Context } from '../context.js';
 import type { Storage, Tx } from '../db/storage.js';
 import type { SchemaValidator } from '../validation.js';
-import { buildEnvelope, insertOutbox, type EventDraft } from './outbox.js';
+import type { StreamAppender } from '../bus/bus.js';
+import { InsertBatch } from '../db/bulk.js';
+import { addOutbox, buildEnvelope, toOutgoing, type EventDraft } from './outbox.js';
 
 /** Where the data schema of an event type is registered. */
 export interface EventSchemaSource {
@@ -18,6 +20,12 @@ export interface EventSchemaSource {
  */
 export class UnitOfWork {
   readonly events: EventEnvelope[] = [];
+  /**
+   * Rows written at the end of the unit of work, together with its outbox rows (one round
+   * trip on PostgreSQL). For a service's final writes only: nothing in this transaction
+   * reads them back.
+   */
+  readonly inserts = new InsertBatch();
 
   constructor(
     readonly trx: Tx,
@@ -52,7 +60,10 @@ export class UnitOfWork {
   }
 }
 
-/** Runs units of work; after each commit that wrote events it wakes the outbox relay. */
+/**
+ * Runs units of work; after each commit that wrote events it tells the listeners (the outbox
+ * relay) and, when events went straight onto the stream, that stream's readers.
+ */
 export class Transactor {
   private readonly committedListeners = new Set<(events: readonly EventEnvelope[]) => void>();
 
@@ -61,6 +72,8 @@ export class Transactor {
     private readonly schemas: EventSchemaSource,
     private readonly validator: SchemaValidator,
     private readonly source: string,
+    /** Set when the bus takes events inside the transaction in place of the outbox (D29). */
+    private readonly appender: StreamAppender | null = null,
   ) {}
 
   async run<T>(ctx: Context, work: (uow: UnitOfWork) => Promise<T>): Promise<T> {
@@ -68,11 +81,18 @@ export class Transactor {
     const result = await this.storage.transaction(async (trx) => {
       const uow = new UnitOfWork(trx, ctx, this.schemas, this.validator, this.source);
       const value = await work(uow);
-      if (uow.events.length > 0) await insertOutbox(trx, uow.events);
+      if (uow.events.length > 0) {
+        if (this.appender) await this.appender.append(trx, uow.events.map(toOutgoing));
+        else addOutbox(uow.inserts, uow.events);
+      }
+      await uow.inserts.run(trx);
       events = uow.events;
       return value;
     });
-    if (events.length > 0) this.committedListeners.forEach((listener) => listener(events));
+    if (events.length > 0) {
+      this.appender?.committed();
+      this.committedListeners.forEach((listener) => listener(events));
+    }
     return result;
   }
 
