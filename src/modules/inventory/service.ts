@@ -780,15 +780,23 @@ export class InventoryService {
     scope: AvailabilityScope,
   ): Promise<SkuAvailability[]> {
     const unique = [...new Set(skus)];
-    const [rows, sites] = await Promise.all([
-      levelsOfSkus(this.deps.db, unique, scope.locationIds),
-      this.sites.all(),
-    ]);
+    const sites = await this.sites.all();
     const byId = new Map(sites.map((site) => [site.id, site]));
     const policy =
       scope.channel !== undefined && scope.marketCode !== undefined
         ? await this.sites.policy(scope.marketCode, scope.channel)
         : undefined;
+    // Read only the rows the answer can hold: a market's locations (that serve the channel),
+    // not every location's stock of these SKUs.
+    const locationIds =
+      scope.locationIds ??
+      (scope.marketCode === undefined
+        ? undefined
+        : sites
+            .filter((s) => s.marketCode === scope.marketCode && (!policy || serves(policy, s)))
+            .map((s) => s.id));
+    if (locationIds?.length === 0) return availabilityOf(unique, [], byId, scope, policy);
+    const rows = await levelsOfSkus(this.deps.db, unique, locationIds);
     return availabilityOf(unique, rows, byId, scope, policy);
   }
 

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Storage } from '../db/storage.js';
 import type { Logger } from '../logging.js';
 
@@ -42,10 +43,13 @@ export class Housekeeping {
         .deleteFrom('inbox')
         .where('processed_at', '<', now - retention.inboxMs)
         .execute();
-      await db
-        .deleteFrom('bus_messages')
-        .where('published_at', '<', now - retention.streamMs)
-        .execute();
+      // Seqs follow published_at: everything before the first message still kept goes (all
+      // of it when none is kept). The lookup walks the seq index from the start, so it reads
+      // about as many rows as it deletes; one statement, so a message arriving meanwhile stays.
+      await sql`delete from bus_messages where seq < coalesce(
+          (select seq from bus_messages where published_at >= ${now - retention.streamMs}
+            order by seq limit 1),
+          (select max(seq) + 1 from bus_messages))`.execute(db);
       for (const task of this.extra) await task();
     } catch (error) {
       this.options.logger?.warn(
