@@ -140,6 +140,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   const transactor = new Transactor(storage, canonical, validator, config.source, appender);
   const relay = new OutboxRelay(storage, bus, {
     batchSize: config.outbox.batchSize,
+    lingerMs: config.outbox.relayLingerMs,
     ...options.relay,
     logger,
   });

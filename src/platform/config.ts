@@ -120,6 +120,8 @@ export const ConfigSchema = Type.Object(
         /** Writes answer 503 while more events than this wait for the bus (backpressure). */
         maxBacklog: Type.Integer({ minimum: 1, default: 100_000 }),
         batchSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 500 }),
+        /** The relay's pause after catching up, so busy commits travel in fewer batches. */
+        relayLingerMs: Type.Integer({ minimum: 0, maximum: 100, default: 2 }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -20,10 +20,10 @@ function placeholderStyle(db: Executor): 'numbered' | 'question' {
   return style;
 }
 
-/** `(?, ?), (?, ?)` or `($k+1, $k+2), ...`: `rows` tuples of `columns` marks after `offset`. */
-function tuples(style: 'numbered' | 'question', columns: number, rows: number, offset = 0): string {
+/** `(?, ?), (?, ?)` or `($1, $2), ($3, $4)`: `rows` tuples of `columns` marks. */
+function tuples(style: 'numbered' | 'question', columns: number, rows: number): string {
   const out: string[] = [];
-  let n = offset;
+  let n = 0;
   for (let r = 0; r < rows; r++) {
     const marks: string[] = [];
     for (let c = 0; c < columns; c++) marks.push(style === 'numbered' ? `$${++n}` : '?');
@@ -78,13 +78,11 @@ interface PendingInsert {
   tail: string;
 }
 
-/** PostgreSQL takes at most 65,535 parameters in one statement. */
-const MAX_COMBINED_PARAMETERS = 30_000;
-
 /**
  * Multi-row inserts gathered during a transaction and written together at its end. On
  * PostgreSQL they go as one statement (data-modifying CTEs), one round trip instead of one
  * each, which is time a hot row stays locked (D29); SQLite runs them one after the other.
+ * Heads are `insert into <table> (<columns>)`, trusted SQL text.
  * The inserts must not depend on each other: one statement sees one snapshot.
  */
 export class InsertBatch {
@@ -101,29 +99,57 @@ export class InsertBatch {
   async run(db: Executor): Promise<void> {
     const parts = this.parts;
     this.parts = [];
-    const style = placeholderStyle(db);
-    const parameterCount = parts.reduce((n, p) => n + p.columns * p.rows.length, 0);
-    if (style === 'question' || parts.length < 2 || parameterCount > MAX_COMBINED_PARAMETERS) {
+    if (parts.length === 0) return;
+    if (placeholderStyle(db) === 'question') {
       for (const p of parts) await insertRows(db, p.head, p.columns, p.rows, p.tail);
       return;
     }
-    const key = parts
-      .map((p) => `${p.head}\u0000${p.columns}\u0000${p.rows.length}\u0000${p.tail}`)
-      .join('\u0001');
+    // PostgreSQL: each insert's rows travel as one JSON parameter, typed by the table's own
+    // row type (json_populate_recordset), so the statement text stays a few hundred bytes
+    // whatever the row count: parsing and planning a VALUES list of hundreds of parameters
+    // cost more than inserting the rows.
+    const key = parts.map((p) => `${p.head}\u0000${p.tail}`).join('\u0001');
     const text = cachedText(key, () => {
-      let offset = 0;
-      const statements = parts.map((p) => {
-        const statement = `${p.head} values ${tuples(style, p.columns, p.rows.length, offset)}${p.tail ? ` ${p.tail}` : ''}`;
-        offset += p.columns * p.rows.length;
-        return statement;
+      const statements = parts.map((p, i) => {
+        const { table, columns } = targetOf(p.head);
+        const list = columns.join(', ');
+        return `insert into ${table} (${list}) select ${list} from json_populate_recordset(null::${table}, $${i + 1})${p.tail ? ` ${p.tail}` : ''}`;
       });
       const last = statements.pop()!;
-      return `with ${statements.map((st, i) => `w${i} as (${st})`).join(', ')} ${last}`;
+      return statements.length === 0
+        ? last
+        : `with ${statements.map((st, i) => `w${i} as (${st})`).join(', ')} ${last}`;
     });
-    const parameters: unknown[] = [];
-    for (const p of parts) flatten(p.columns, p.rows, parameters);
+    const parameters = parts.map((p) => {
+      const { columns } = targetOf(p.head);
+      if (columns.length !== p.columns)
+        throw new Error(`InsertBatch: ${p.head} names ${columns.length} columns, not ${p.columns}`);
+      return JSON.stringify(
+        p.rows.map((row) => {
+          if (row.length !== p.columns)
+            throw new Error(`insertRows: a row has ${row.length} values, not ${p.columns}`);
+          const record: Record<string, unknown> = {};
+          for (let c = 0; c < columns.length; c++) record[columns[c]!] = row[c];
+          return record;
+        }),
+      );
+    });
     await db.executeQuery(CompiledQuery.raw(text, parameters));
   }
+}
+
+const targets = new Map<string, { table: string; columns: string[] }>();
+
+/** The table and column names of `insert into <table> (<a>, <b>, ...)`. */
+function targetOf(head: string): { table: string; columns: string[] } {
+  let target = targets.get(head);
+  if (!target) {
+    const match = /^\s*insert\s+into\s+(\w+)\s*\(([^)]*)\)\s*$/i.exec(head);
+    if (!match) throw new Error(`InsertBatch: cannot read the target of '${head}'`);
+    target = { table: match[1]!, columns: match[2]!.split(',').map((c) => c.trim()) };
+    targets.set(head, target);
+  }
+  return target;
 }
 
 /** `<head> (?, ?, ...) <tail>` for an IN list of `values`, text reused per count. */

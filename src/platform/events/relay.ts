@@ -8,6 +8,12 @@ export interface RelayOptions {
   batchSize?: number;
   /** Safety net for wake-ups that never came (another process, a lost NOTIFY). */
   pollIntervalMs?: number;
+  /**
+   * After a batch that caught up, wait this long before the next: commits arriving meanwhile
+   * travel together (one move or publish for many transactions, D29). Adds at most this much
+   * to propagation.
+   */
+  lingerMs?: number;
   /** Pause after the bus refused a publish before trying the same batch again. */
   retryDelayMs?: number;
   /**
@@ -89,6 +95,7 @@ export class OutboxRelay {
   private async run(): Promise<void> {
     const poll = this.options.pollIntervalMs ?? 200;
     const retry = this.options.retryDelayMs ?? 500;
+    const linger = this.options.lingerMs ?? 0;
     while (!this.stopped) {
       try {
         if (!this.leadership) {
@@ -105,6 +112,10 @@ export class OutboxRelay {
         }
         const published = await this.publishBatch();
         if (published === 0) await this.sleep(poll);
+        else if (linger > 0 && published < (this.options.batchSize ?? 500)) {
+          // Caught up: let a few more commits land so the next batch carries them together.
+          await new Promise((r) => setTimeout(r, linger));
+        }
       } catch (error) {
         this.status.lastError = error instanceof Error ? error.message : String(error);
         this.status.lastErrorAt = Date.now();
