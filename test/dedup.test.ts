@@ -308,6 +308,71 @@ describe.each(hubShapes)('business deduplication: %s', (shape) => {
     });
   });
 
+  it('decides a batch as one event after another: repeats of a fact within the batch, every rule', async () => {
+    const sameOrder = (id: string, source: string, orderId: string) => {
+      const event = order(id, 'W-900');
+      return { ...event, source, data: { ...event.data, id: orderId } };
+    };
+    const r = await t.request('POST', '/v1/events/batch', {
+      body: {
+        items: [
+          sale('bb-10', '//pos/DE-BER-001', '5001'),
+          sale('bb-11', '//legacy/nightly-file', '5001'),
+          sale('bb-12', '//pos/backup', '5001'),
+          sameOrder('bb-o1', '//shop/de-stack-1', 'O-BB'),
+          sameOrder('bb-o2', '//shop/de-stack-2', 'O-BB'),
+          sameOrder('bb-o3', '//shop/de-stack-1', 'O-BB-OTHER'),
+        ],
+      },
+    });
+    expect(r.json).toMatchObject({
+      accepted: 2,
+      duplicates: 0,
+      deduplicated: [
+        { index: 1, id: 'bb-11', action: 'drop', rule: 'pos-sale', firstEventId: 'bb-10' },
+        { index: 2, id: 'bb-12', action: 'drop', rule: 'pos-sale', firstEventId: 'bb-10' },
+        { index: 4, id: 'bb-o2', action: 'merge', rule: 'order-merge', firstEventId: 'bb-o1' },
+        { index: 5, id: 'bb-o3', action: 'flag', rule: 'web-order', firstEventId: 'bb-o1' },
+      ],
+      rejected: [],
+    });
+    const flagged = (r.json as { deduplicated: Array<{ reviewId?: string }> }).deduplicated[3]!;
+    const review = await t.request('GET', `/v1/dedup/review/${flagged.reviewId!}`);
+    expect(review.json).toMatchObject({
+      status: 'pending',
+      eventId: 'bb-o3',
+      firstEventId: 'bb-o1',
+    });
+
+    const { rows } = await sql<{
+      first_event_id: string;
+      duplicates: number;
+      sources: string;
+    }>`select first_event_id, duplicates, sources from dedup_keys
+      where rule = 'pos-sale' and first_event_id = 'bb-10'`.execute(t.hub.storage.db);
+    expect(rows).toHaveLength(1);
+    expect(Number(rows[0]!.duplicates)).toBe(2);
+    expect(JSON.parse(rows[0]!.sources)).toEqual([
+      '//pos/DE-BER-001',
+      '//legacy/nightly-file',
+      '//pos/backup',
+    ]);
+    const log = await t.request('GET', '/v1/dedup/log?rule=pos-sale&action=drop&limit=100');
+    expect(
+      (log.json as { items: Array<{ eventId: string; firstEventId: string }> }).items
+        .filter((e) => e.eventId.startsWith('bb-'))
+        .map((e) => [e.eventId, e.firstEventId]),
+    ).toEqual([
+      ['bb-11', 'bb-10'],
+      ['bb-12', 'bb-10'],
+    ]);
+    // Leaves the review queue as it found it.
+    const rejected = await t.request('POST', `/v1/dedup/review/${flagged.reviewId!}/reject`, {
+      body: {},
+    });
+    expect(rejected.json).toMatchObject({ status: 'rejected' });
+  });
+
   it('flags an order seen twice for review; release publishes it, reject keeps it back', async () => {
     await t.request('POST', '/v1/events', { body: order('o-1', 'W-1') });
     const flagged = await t.request('POST', '/v1/events', { body: order('o-2', 'W-1') });

@@ -398,6 +398,63 @@ describe.each(shapes)('tokenization: %s', (shape) => {
     expect(revived.status).toBe(200);
   });
 
+  it("ingest commits a batch's vault rows with its events; an erased customer's events become masked dead letters", async () => {
+    const ctx = systemContext('test');
+    const event = (id: string, customerId: string, email: string) => ({
+      specversion: '1.0',
+      id,
+      source: '//web/de',
+      type: 'customer.registered.v1',
+      subject: `customer/${customerId}`,
+      time: '2026-11-28T10:00:00Z',
+      datacontenttype: 'application/json',
+      dataschema: '/registry/subjects/customer.registered.v1/versions/latest',
+      partitionkey: `customer/${customerId}`,
+      market: 'DE',
+      data: customer(customerId, email),
+    });
+    await t.hub.services.tokenization.erase(ctx, 'C-GONE', 'GDPR request 18');
+    const report = await t.hub.services.ingest.ingestBatch(ctx, [
+      event('edge-1', 'C-EDGE', 'edge.one@example.com'),
+      event('edge-2', 'C-GONE', 'gone.person@example.com'),
+    ]);
+    expect(report).toMatchObject({
+      accepted: 1,
+      rejected: [
+        {
+          index: 1,
+          id: 'edge-2',
+          errors: [
+            { pointer: '/items/1/data', detail: expect.stringContaining("'C-GONE'") as string },
+          ],
+        },
+      ],
+    });
+    const letter = await t.hub.services.ingest.deadLetter(report.rejected[0]!.deadLetterId);
+    for (const clear of ['gone.person', 'Kastanienallee', 'Jane', '1987-04-23'])
+      expect(JSON.stringify(letter.envelope)).not.toContain(clear);
+
+    // The accepted event's tokens resolve: their rows committed with it.
+    const rows = await t.hub.storage.db
+      .selectFrom('outbox')
+      .select('envelope')
+      .where('envelope', 'like', '%"edge-1"%')
+      .unionAll((db) =>
+        db.selectFrom('bus_messages').select('envelope').where('envelope', 'like', '%"edge-1"%'),
+      )
+      .execute();
+    expect(rows).toHaveLength(1);
+    const published = (JSON.parse(rows[0]!.envelope) as { data: Tokenized }).data;
+    expect(JSON.stringify(published)).not.toContain('edge.one');
+    const revealed = await reveal(
+      [published.contactPoints[0]!.value!, published.names.given],
+      'edge check',
+    );
+    expect(
+      (revealed.json as { results: Array<{ value: unknown }> }).results.map((r) => r.value),
+    ).toEqual(['edge.one@example.com', 'Jane']);
+  });
+
   it('rotates keys: new vault data uses the new version, old tokens still resolve, re-encryption moves the vault', async () => {
     const tokenization = t.hub.services.tokenization;
     const ctx = systemContext('test');

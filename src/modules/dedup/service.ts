@@ -11,18 +11,21 @@ import type { Transactor } from '../../platform/events/unit-of-work.js';
 import type { Logger } from '../../platform/logging.js';
 import { decodeCursor, pageOf } from '../../platform/resources.js';
 import {
-  claimFact,
+  claimFacts,
   decideReview,
+  factKey,
   getReview,
-  insertLog,
-  insertReview,
+  insertLogs,
+  insertReviews,
   listLog,
   listReview,
-  lockFact,
+  lockFacts,
   purge,
-  recordDuplicate,
+  recordDuplicates,
+  type DedupKeyRow,
   type DedupLogRow,
   type DedupReviewRow,
+  type NewFact,
 } from './store.js';
 
 /** What happened to one inbound event. */
@@ -63,13 +66,28 @@ export function windowMs(window: string | number): number {
   return Number(match[1]) * UNITS[match[2]!]!;
 }
 
+/** A JSON Pointer's reference tokens, unescaped (parsed once per pointer: rules reuse them). */
+const pointerTokens = new Map<string, readonly string[]>();
+const ARRAY_INDEX = /^(0|[1-9][0-9]*)$/;
+
+function tokensOf(pointer: string): readonly string[] {
+  let tokens = pointerTokens.get(pointer);
+  if (tokens === undefined) {
+    tokens = pointer
+      .split('/')
+      .slice(1)
+      .map((raw) => raw.replace(/~1/g, '/').replace(/~0/g, '~'));
+    if (pointerTokens.size < 10_000) pointerTokens.set(pointer, tokens);
+  }
+  return tokens;
+}
+
 /** RFC 6901: the value at a JSON Pointer, or undefined. */
 export function valueAt(document: unknown, pointer: string): unknown {
   let current: unknown = document;
-  for (const raw of pointer.split('/').slice(1)) {
-    const token = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+  for (const token of tokensOf(pointer)) {
     if (Array.isArray(current)) {
-      if (!/^(0|[1-9][0-9]*)$/.test(token)) return undefined;
+      if (!ARRAY_INDEX.test(token)) return undefined;
       current = current[Number(token)];
     } else if (typeof current === 'object' && current !== null) {
       current = Object.prototype.hasOwnProperty.call(current, token)
@@ -125,6 +143,23 @@ const canonicalPiiPaths = (eventType: string): readonly string[] => {
 };
 
 const MAX_SOURCES_PER_FACT = 20;
+const ACCEPT: DedupOutcome = { action: 'accept' };
+
+/** One event under one rule, within a batch. */
+interface Step {
+  index: number;
+  envelope: EventEnvelope;
+  rule: DedupRule;
+  values: unknown[];
+  /** Null when a key field is missing (unkeyed). */
+  keyHash: string | null;
+}
+
+/** Rows a batch's decisions add, written together at its end. */
+interface Writes {
+  logs: DedupLogRow[];
+  reviews: DedupReviewRow[];
+}
 const MAX_SOURCE_LABELS = 100;
 
 /**
@@ -140,6 +175,8 @@ export class DedupService {
   private readonly byType = new Map<string, DedupRule[]>();
   /** Per rule, which key positions reach personal data (logged as a hash only). */
   private readonly personal = new Map<string, boolean[]>();
+  /** Per rule, its window in milliseconds. */
+  private readonly windows = new Map<string, number>();
   private readonly sourceLabels = new Set<string>();
   private readonly now: () => number;
 
@@ -148,6 +185,7 @@ export class DedupService {
     const pathsOf = deps.piiPathsOf ?? canonicalPiiPaths;
     for (const rule of deps.rules) {
       this.byType.set(rule.eventType, [...(this.byType.get(rule.eventType) ?? []), rule]);
+      this.windows.set(rule.name, windowMs(rule.window));
       const paths = pathsOf(rule.eventType);
       this.personal.set(
         rule.name,
@@ -162,73 +200,163 @@ export class DedupService {
 
   /** Runs inside the ingest unit of work, after the event id was claimed. */
   async decide(trx: Executor, envelope: EventEnvelope): Promise<DedupOutcome> {
-    if (!this.deps.enabled) return { action: 'accept' };
-    const rules = this.byType.get(envelope.type);
-    if (!rules) return { action: 'accept' };
-    for (const rule of rules) {
-      const outcome = await this.apply(trx, rule, envelope);
-      if (outcome.action !== 'accept') return outcome;
-    }
-    return { action: 'accept' };
+    return (await this.decideMany(trx, [envelope]))[0]!;
   }
 
-  private async apply(
-    trx: Executor,
-    rule: DedupRule,
-    envelope: EventEnvelope,
-  ): Promise<DedupOutcome> {
-    const values = rule.key.map((pointer) => valueAt(envelope, pointer));
+  /**
+   * `decide` for a batch, in its order, as if each event were decided after the one before (the
+   * batch shares one clock reading): each rule of a type is applied to the events still
+   * accepted by the rules before it, with one claim statement for the batch, then the repeats
+   * (the facts locked, their counts, sources, log rows and reviews written per batch too).
+   */
+  async decideMany(trx: Executor, envelopes: readonly EventEnvelope[]): Promise<DedupOutcome[]> {
+    const outcomes: DedupOutcome[] = envelopes.map(() => ACCEPT);
+    if (!this.deps.enabled) return outcomes;
     const now = this.now();
-    if (values.some((v) => v === undefined || v === null || v === '')) {
-      this.count(rule.name, 'unkeyed', envelope.source);
-      this.deps.logger?.debug(
-        { rule: rule.name, eventId: envelope.id, source: envelope.source },
-        'dedup: key field missing, event not deduplicated (unkeyed)',
-      );
-      await this.log(trx, rule, 'unkeyed', envelope, null, values, now);
-      return { action: 'unkeyed', rule: rule.name };
+    const writes: Writes = { logs: [], reviews: [] };
+    let open: number[] = [];
+    envelopes.forEach((envelope, index) => {
+      if (this.byType.has(envelope.type)) open.push(index);
+    });
+    for (let depth = 0; open.length > 0; depth++) {
+      const steps: Step[] = [];
+      for (const index of open) {
+        const envelope = envelopes[index]!;
+        const rule = this.byType.get(envelope.type)![depth];
+        if (rule === undefined) continue;
+        const values = rule.key.map((pointer) => valueAt(envelope, pointer));
+        const unkeyed = values.some((v) => v === undefined || v === null || v === '');
+        const keyHash = unkeyed
+          ? null
+          : createHash('sha256')
+              .update(`${rule.name}\u0000${canonicalJson(values)}`)
+              .digest('hex');
+        steps.push({ index, envelope, rule, values, keyHash });
+      }
+      open = await this.applyRules(trx, steps, now, outcomes, writes);
     }
-    const keyHash = createHash('sha256')
-      .update(`${rule.name}\u0000${canonicalJson(values)}`)
-      .digest('hex');
-    const first = await claimFact(trx, {
-      rule: rule.name,
-      key_hash: keyHash,
-      first_event_id: envelope.id,
-      first_source: envelope.source,
+    await insertLogs(trx, writes.logs);
+    await insertReviews(trx, writes.reviews);
+    return outcomes;
+  }
+
+  /** One rule per event (in batch order); returns the events the rule accepted. */
+  private async applyRules(
+    trx: Executor,
+    steps: readonly Step[],
+    now: number,
+    outcomes: DedupOutcome[],
+    writes: Writes,
+  ): Promise<number[]> {
+    // The first event of each fact in the batch claims it; a later one of the same fact meets
+    // the row that claim left, so it is a repeat unless a window of 0 makes every event first.
+    const firsts = new Map<string, Step>();
+    for (const step of steps) {
+      if (step.keyHash === null) continue;
+      const key = factKey(step.rule.name, step.keyHash);
+      if (!firsts.has(key)) firsts.set(key, step);
+    }
+    const claimRow = (step: Step): NewFact => ({
+      rule: step.rule.name,
+      key_hash: step.keyHash!,
+      first_event_id: step.envelope.id,
+      first_source: step.envelope.source,
       first_seen_at: now,
-      expires_at: now + windowMs(rule.window),
+      expires_at: now + this.windows.get(step.rule.name)!,
     });
-    if (first) {
-      this.count(rule.name, 'first', envelope.source);
-      return { action: 'accept' };
+    const claimed = await claimFacts(trx, [...firsts.values()].map(claimRow));
+    const accepted: number[] = [];
+    const repeats: Step[] = [];
+    for (const step of steps) {
+      const { rule, envelope } = step;
+      if (step.keyHash === null) {
+        this.count(rule.name, 'unkeyed', envelope.source);
+        this.deps.logger?.debug(
+          { rule: rule.name, eventId: envelope.id, source: envelope.source },
+          'dedup: key field missing, event not deduplicated (unkeyed)',
+        );
+        writes.logs.push(this.logRow(rule, 'unkeyed', envelope, null, step.values, now));
+        outcomes[step.index] = { action: 'unkeyed', rule: rule.name };
+        continue;
+      }
+      const key = factKey(rule.name, step.keyHash);
+      let first = firsts.get(key) === step && claimed.has(key);
+      if (!first && firsts.get(key) !== step && this.windows.get(rule.name)! <= 0) {
+        first = (await claimFacts(trx, [claimRow(step)])).has(key);
+      }
+      if (first) {
+        this.count(rule.name, 'first', envelope.source);
+        accepted.push(step.index);
+      } else {
+        repeats.push(step);
+      }
     }
-    const fact = await lockFact(trx, rule.name, keyHash, this.deps.dialect === 'postgres');
-    if (!fact) throw new Error(`dedup: fact ${rule.name}/${keyHash} vanished under its lock`);
-    const sources = JSON.parse(fact.sources) as string[];
-    if (!sources.includes(envelope.source) && sources.length < MAX_SOURCES_PER_FACT) {
-      sources.push(envelope.source);
+    if (repeats.length > 0) await this.repeated(trx, repeats, now, outcomes, writes);
+    return accepted;
+  }
+
+  /** Events whose fact another event holds: sources recorded, logged, held back. */
+  private async repeated(
+    trx: Executor,
+    steps: readonly Step[],
+    now: number,
+    outcomes: DedupOutcome[],
+    writes: Writes,
+  ): Promise<void> {
+    const facts = await lockFacts(
+      trx,
+      steps.map((step) => ({ rule: step.rule.name, keyHash: step.keyHash! })),
+      this.deps.dialect === 'postgres',
+    );
+    const touched = new Map<string, { row: DedupKeyRow; repeats: number; sources: string[] }>();
+    for (const step of steps) {
+      const { rule, envelope } = step;
+      const key = factKey(rule.name, step.keyHash!);
+      const row = facts.get(key);
+      if (!row)
+        throw new Error(`dedup: fact ${rule.name}/${step.keyHash!} vanished under its lock`);
+      let fact = touched.get(key);
+      if (!fact) {
+        fact = { row, repeats: 0, sources: JSON.parse(row.sources) as string[] };
+        touched.set(key, fact);
+      }
+      fact.repeats++;
+      if (!fact.sources.includes(envelope.source) && fact.sources.length < MAX_SOURCES_PER_FACT) {
+        fact.sources.push(envelope.source);
+      }
+      this.count(rule.name, rule.action, envelope.source);
+      writes.logs.push(
+        this.logRow(rule, rule.action, envelope, row.first_event_id, step.values, now),
+      );
+      if (rule.action !== 'flag') {
+        outcomes[step.index] = {
+          action: rule.action,
+          rule: rule.name,
+          firstEventId: row.first_event_id,
+        };
+        continue;
+      }
+      const reviewId = uuidv7();
+      writes.reviews.push({
+        id: reviewId,
+        at: now,
+        rule: rule.name,
+        event_id: envelope.id,
+        first_event_id: row.first_event_id,
+        envelope: JSON.stringify(envelope),
+        status: 'pending',
+        decided_at: null,
+        decided_by: null,
+        note: null,
+      });
+      outcomes[step.index] = {
+        action: 'flag',
+        rule: rule.name,
+        firstEventId: row.first_event_id,
+        reviewId,
+      };
     }
-    await recordDuplicate(trx, rule.name, keyHash, sources);
-    this.count(rule.name, rule.action, envelope.source);
-    await this.log(trx, rule, rule.action, envelope, fact.first_event_id, values, now);
-    if (rule.action !== 'flag') {
-      return { action: rule.action, rule: rule.name, firstEventId: fact.first_event_id };
-    }
-    const reviewId = uuidv7();
-    await insertReview(trx, {
-      id: reviewId,
-      at: now,
-      rule: rule.name,
-      event_id: envelope.id,
-      first_event_id: fact.first_event_id,
-      envelope: JSON.stringify(envelope),
-      status: 'pending',
-      decided_at: null,
-      decided_by: null,
-      note: null,
-    });
-    return { action: 'flag', rule: rule.name, firstEventId: fact.first_event_id, reviewId };
+    await recordDuplicates(trx, [...touched.values()]);
   }
 
   private count(rule: string, action: string, source: string): void {
@@ -239,15 +367,14 @@ export class DedupService {
     this.deps.metrics?.dedupDecisions.inc({ rule, action, source: label });
   }
 
-  private log(
-    trx: Executor,
+  private logRow(
     rule: DedupRule,
     action: string,
     envelope: EventEnvelope,
     firstEventId: string | null,
     values: unknown[],
     at: number,
-  ): Promise<void> {
+  ): DedupLogRow {
     // Key values come from the event as ingested (personal data tokenized already); a key
     // position the schema marks personal is logged as a hash of its value only.
     const personal = this.personal.get(rule.name) ?? [];
@@ -257,7 +384,7 @@ export class DedupService {
         : personal[i]
           ? `sha256:${createHash('sha256').update(canonicalJson(value)).digest('hex')}`
           : value;
-    return insertLog(trx, {
+    return {
       id: uuidv7(),
       at,
       rule: rule.name,
@@ -269,7 +396,7 @@ export class DedupService {
       key_values: JSON.stringify(
         Object.fromEntries(rule.key.map((pointer, i) => [pointer, logged(values[i], i)])),
       ),
-    });
+    };
   }
 
   async decisions(query: { rule?: string; action?: string; cursor?: string; limit: number }) {

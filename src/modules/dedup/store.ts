@@ -1,7 +1,11 @@
 import { sql, type RawBuilder } from 'kysely';
+import { insertRows, withInList } from '../../platform/db/bulk.js';
 import type { Executor } from '../../platform/db/storage.js';
 
-/** All SQL of the deduplication service (plain SQL: it runs inside every ingest transaction). */
+/**
+ * All SQL of the deduplication service (plain SQL: it runs inside every ingest transaction;
+ * the per-event statements are multi-row, one per batch).
+ */
 
 export interface DedupKeyRow {
   rule: string;
@@ -39,58 +43,144 @@ export interface DedupReviewRow {
   note: string | null;
 }
 
+const FACT_INSERT =
+  'insert into dedup_keys (rule, key_hash, first_event_id, first_source, first_seen_at, expires_at, duplicates, sources)';
+/** Rows per multi-row statement: at most 9 parameters each, far below either database's limit. */
+const CHUNK = 500;
+
+function* chunks<T>(items: readonly T[]): Generator<readonly T[]> {
+  for (let i = 0; i < items.length; i += CHUNK) yield items.slice(i, i + CHUNK);
+}
+
+export type NewFact = Omit<DedupKeyRow, 'duplicates' | 'sources'>;
+
 /**
- * Claims a fact for this event. True when it is the first within the window: no row yet, or
- * the row's window has passed (then the row starts over with this event). The primary key
- * makes two processes that claim the same fact at once agree: one inserts, the other waits
- * for it (PostgreSQL) or runs after it (SQLite) and finds the row.
+ * Claims facts for a batch of events, one multi-row statement per 500. A fact is claimed (its
+ * `rule` and `key_hash` come back) when it is the first within the window: no row yet, or the
+ * row's window has passed at `first_seen_at` (then the row starts over with this event). The
+ * primary key makes two processes that claim the same fact at once agree: one inserts, the
+ * other waits for it (PostgreSQL) or runs after it (SQLite) and finds the row. Each (rule,
+ * key_hash) may appear once (PostgreSQL refuses to touch a row twice in one statement); rows
+ * go in key order so two processes claiming overlapping batches lock in the same order.
  */
-export async function claimFact(
-  trx: Executor,
-  row: Omit<DedupKeyRow, 'duplicates' | 'sources'>,
-): Promise<boolean> {
-  const sources = JSON.stringify([row.first_source]);
-  const { rows } = await sql<{ first_event_id: string }>`insert into dedup_keys
-    (rule, key_hash, first_event_id, first_source, first_seen_at, expires_at, duplicates, sources)
-    values (${row.rule}, ${row.key_hash}, ${row.first_event_id}, ${row.first_source},
-      ${row.first_seen_at}, ${row.expires_at}, 0, ${sources})
-    on conflict (rule, key_hash) do update set first_event_id = excluded.first_event_id,
+export async function claimFacts(trx: Executor, rows: readonly NewFact[]): Promise<Set<string>> {
+  const sorted = [...rows].sort((a, b) => compareKeys(a.rule, a.key_hash, b.rule, b.key_hash));
+  const claimed = new Set<string>();
+  for (const chunk of chunks(sorted)) {
+    const result = await insertRows<{ rule: string; key_hash: string }>(
+      trx,
+      FACT_INSERT,
+      8,
+      chunk.map((row) => [
+        row.rule,
+        row.key_hash,
+        row.first_event_id,
+        row.first_source,
+        row.first_seen_at,
+        row.expires_at,
+        0,
+        JSON.stringify([row.first_source]),
+      ]),
+      `on conflict (rule, key_hash) do update set first_event_id = excluded.first_event_id,
       first_source = excluded.first_source, first_seen_at = excluded.first_seen_at,
       expires_at = excluded.expires_at, duplicates = 0, sources = excluded.sources
-    where dedup_keys.expires_at <= ${row.first_seen_at}
-    returning first_event_id`.execute(trx);
-  return rows.length === 1;
+      where dedup_keys.expires_at <= excluded.first_seen_at returning rule, key_hash`,
+    );
+    for (const row of result.rows) claimed.add(factKey(row.rule, row.key_hash));
+  }
+  return claimed;
 }
 
-/** The fact as known, locked until commit on PostgreSQL (sources are appended under the lock). */
-export async function lockFact(
+/** The map key of a fact in the functions here. */
+export const factKey = (rule: string, keyHash: string): string => `${rule}\u0000${keyHash}`;
+
+const compareKeys = (ruleA: string, hashA: string, ruleB: string, hashB: string): number =>
+  ruleA < ruleB ? -1 : ruleA > ruleB ? 1 : hashA < hashB ? -1 : hashA > hashB ? 1 : 0;
+
+/**
+ * The facts as known, by `factKey`, locked until commit on PostgreSQL (sources are appended
+ * under the lock), in key order.
+ */
+export async function lockFacts(
   trx: Executor,
-  rule: string,
-  keyHash: string,
+  facts: ReadonlyArray<{ rule: string; keyHash: string }>,
   postgres: boolean,
-): Promise<DedupKeyRow | undefined> {
-  const { rows } = await sql<DedupKeyRow>`select * from dedup_keys
-    where rule = ${rule} and key_hash = ${keyHash}${postgres ? sql` for update` : sql``}`.execute(
-    trx,
-  );
-  return rows[0];
+): Promise<Map<string, DedupKeyRow>> {
+  const byRule = new Map<string, string[]>();
+  for (const { rule, keyHash } of facts) {
+    const hashes = byRule.get(rule) ?? [];
+    hashes.push(keyHash);
+    byRule.set(rule, hashes);
+  }
+  const found = new Map<string, DedupKeyRow>();
+  for (const rule of [...byRule.keys()].sort()) {
+    const hashes = [...new Set(byRule.get(rule))].sort();
+    for (const chunk of chunks(hashes)) {
+      const { rows } = await withInList<DedupKeyRow>(
+        trx,
+        'select * from dedup_keys where rule = ? and key_hash in',
+        chunk,
+        postgres ? 'order by key_hash for update' : '',
+        [rule],
+      );
+      for (const row of rows) found.set(factKey(row.rule, row.key_hash), row);
+    }
+  }
+  return found;
 }
 
-export async function recordDuplicate(
+/**
+ * Adds `repeats` to each fact's duplicate count and replaces its sources. An upsert of the
+ * locked rows (every column from the row as read): one statement for the batch, where an
+ * UPDATE per fact would be a round trip each.
+ */
+export async function recordDuplicates(
   trx: Executor,
-  rule: string,
-  keyHash: string,
-  sources: string[],
+  facts: ReadonlyArray<{ row: DedupKeyRow; repeats: number; sources: readonly string[] }>,
 ): Promise<void> {
-  await sql`update dedup_keys set duplicates = duplicates + 1, sources = ${JSON.stringify(sources)}
-    where rule = ${rule} and key_hash = ${keyHash}`.execute(trx);
+  const sorted = [...facts].sort((a, b) =>
+    compareKeys(a.row.rule, a.row.key_hash, b.row.rule, b.row.key_hash),
+  );
+  for (const chunk of chunks(sorted)) {
+    await insertRows(
+      trx,
+      FACT_INSERT,
+      8,
+      chunk.map(({ row, repeats, sources }) => [
+        row.rule,
+        row.key_hash,
+        row.first_event_id,
+        row.first_source,
+        row.first_seen_at,
+        row.expires_at,
+        repeats,
+        JSON.stringify(sources),
+      ]),
+      `on conflict (rule, key_hash) do update set
+      duplicates = dedup_keys.duplicates + excluded.duplicates, sources = excluded.sources`,
+    );
+  }
 }
 
-export async function insertLog(trx: Executor, row: DedupLogRow): Promise<void> {
-  await sql`insert into dedup_log (id, at, rule, action, event_id, event_type, source,
-    first_event_id, key_values) values (${row.id}, ${row.at}, ${row.rule}, ${row.action},
-    ${row.event_id}, ${row.event_type}, ${row.source}, ${row.first_event_id},
-    ${row.key_values})`.execute(trx);
+export async function insertLogs(trx: Executor, rows: readonly DedupLogRow[]): Promise<void> {
+  for (const chunk of chunks(rows)) {
+    await insertRows(
+      trx,
+      'insert into dedup_log (id, at, rule, action, event_id, event_type, source, first_event_id, key_values)',
+      9,
+      chunk.map((row) => [
+        row.id,
+        row.at,
+        row.rule,
+        row.action,
+        row.event_id,
+        row.event_type,
+        row.source,
+        row.first_event_id,
+        row.key_values,
+      ]),
+    );
+  }
 }
 
 export async function listLog(
@@ -111,11 +201,26 @@ export async function listLog(
   return rows;
 }
 
-export async function insertReview(trx: Executor, row: DedupReviewRow): Promise<void> {
-  await sql`insert into dedup_review (id, at, rule, event_id, first_event_id, envelope, status,
-    decided_at, decided_by, note) values (${row.id}, ${row.at}, ${row.rule}, ${row.event_id},
-    ${row.first_event_id}, ${row.envelope}, ${row.status}, ${row.decided_at}, ${row.decided_by},
-    ${row.note})`.execute(trx);
+export async function insertReviews(trx: Executor, rows: readonly DedupReviewRow[]): Promise<void> {
+  for (const chunk of chunks(rows)) {
+    await insertRows(
+      trx,
+      'insert into dedup_review (id, at, rule, event_id, first_event_id, envelope, status, decided_at, decided_by, note)',
+      10,
+      chunk.map((row) => [
+        row.id,
+        row.at,
+        row.rule,
+        row.event_id,
+        row.first_event_id,
+        row.envelope,
+        row.status,
+        row.decided_at,
+        row.decided_by,
+        row.note,
+      ]),
+    );
+  }
 }
 
 export async function listReview(

@@ -36,7 +36,35 @@ export interface InboundTokenizer {
   ): Promise<unknown>;
   /** For a dead letter: nothing personal left in clear, whatever shape the data has. */
   redactInbound(type: string, data: unknown, subjectHint?: string): Promise<unknown>;
+  /**
+   * `prepareInbound` in two steps, so the vault rows of an event's tokens commit in the ingest
+   * transaction with the event: the check and the tokens in memory (throws as
+   * `prepareInbound`), then the rows of a batch written in that transaction.
+   */
+  tokenizeInbound?(type: string, data: unknown, options?: { pointer?: string }): PreparedInbound;
+  storeInbound?(trx: Executor, prepared: readonly PreparedInbound[]): Promise<StoredInbound>;
 }
+
+/** Data tokenized by `tokenizeInbound`, its rows still to be stored. */
+export interface PreparedInbound {
+  /** The token form. */
+  readonly data: unknown;
+  /** The customer the tokens belong to. */
+  readonly subject: string | null;
+  /** The data with everything personal masked, for the dead letter of a refused event. */
+  erasedForm(): unknown;
+}
+
+export interface StoredInbound {
+  /** Customers who were erased: their events are refused, nothing of theirs was stored. */
+  readonly erased: ReadonlySet<string>;
+  /** Called after the ingest transaction committed. */
+  committed(): void;
+}
+
+/** The refusal of personal data for an erased customer (as SUBJECT_ERASED words it). */
+const erasedDetail = (subject: string) =>
+  `customer '${subject}' was erased; personal data for them is not stored`;
 
 export type BusinessDedupOutcome =
   | { action: 'accept' }
@@ -45,6 +73,11 @@ export type BusinessDedupOutcome =
 
 export interface BusinessDeduplicator {
   decide(trx: Executor, envelope: EventEnvelope): Promise<BusinessDedupOutcome>;
+  /** `decide` for a batch, in order (one round trip per batch instead of per event). */
+  decideMany?(
+    trx: Executor,
+    envelopes: readonly EventEnvelope[],
+  ): Promise<readonly BusinessDedupOutcome[]>;
 }
 
 export interface IngestDeps {
@@ -106,6 +139,20 @@ function toDeadLetter(row: DeadLetterRow): DeadLetter {
   };
 }
 
+interface Checked {
+  envelope: EventEnvelope | null;
+  errors: FieldError[];
+  /** Set when the tokenizer issued tokens whose rows are still to be stored. */
+  prepared?: PreparedInbound | undefined;
+}
+
+const NOTHING_STORED: StoredInbound = { erased: new Set(), committed: () => undefined };
+
+/** The dead letter of an event refused because its customer was erased: nothing personal. */
+function erasedEnvelope(raw: unknown, prepared: PreparedInbound): unknown {
+  return { ...(raw as Record<string, unknown>), data: prepared.erasedForm() };
+}
+
 const field = (raw: unknown, name: string): string | null => {
   const value =
     raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>)[name] : undefined;
@@ -129,19 +176,30 @@ export class IngestService {
     ctx: Context,
     raw: unknown,
   ): Promise<{ id: string; duplicate: boolean; deduplicated?: Deduplicated }> {
-    const { envelope, errors } = await this.check(raw, '');
+    const { envelope, errors, prepared } = await this.check(raw, '');
     if (!envelope) {
       throw new NexusError('SCHEMA_VIOLATION', `${errors[0]!.pointer} ${errors[0]!.detail}`, {
         errors,
       });
     }
-    return this.deps.transactor.run(ctx, async (uow) => {
+    const checked = { envelope, errors, prepared };
+    let stored = NOTHING_STORED;
+    const result = await this.deps.transactor.run(ctx, async (uow) => {
+      stored = await this.storeTokens(uow.trx, [checked]);
+      const erased = IngestService.erasedSubject(checked, stored);
+      if (erased !== null) {
+        throw new NexusError('SCHEMA_VIOLATION', `/data ${erasedDetail(erased)}`, {
+          errors: [{ pointer: '/data', detail: erasedDetail(erased) }],
+        });
+      }
       if (!(await claimEventId(uow.trx, envelope.id))) return { id: envelope.id, duplicate: true };
       const held = await this.admit(uow.trx, envelope);
       if (held) return { id: envelope.id, duplicate: false, deduplicated: held };
       uow.forward(envelope);
       return { id: envelope.id, duplicate: false };
     });
+    stored.committed();
+    return result;
   }
 
   /** Business deduplication; returns what held the event back, or null to publish it. */
@@ -149,6 +207,26 @@ export class IngestService {
     const outcome = await this.deps.dedup?.decide(trx, envelope);
     if (!outcome || outcome.action === 'accept' || outcome.action === 'unkeyed') return null;
     return outcome;
+  }
+
+  /** `admit` for a batch, in order; null where the event is to be published. */
+  private async admitMany(
+    trx: Executor,
+    envelopes: readonly EventEnvelope[],
+  ): Promise<Array<Deduplicated | null>> {
+    const dedup = this.deps.dedup;
+    if (!dedup || envelopes.length === 0) return envelopes.map(() => null);
+    let outcomes: readonly BusinessDedupOutcome[];
+    if (dedup.decideMany) {
+      outcomes = await dedup.decideMany(trx, envelopes);
+    } else {
+      const one: BusinessDedupOutcome[] = [];
+      for (const envelope of envelopes) one.push(await dedup.decide(trx, envelope));
+      outcomes = one;
+    }
+    return outcomes.map((outcome) =>
+      outcome.action === 'accept' || outcome.action === 'unkeyed' ? null : outcome,
+    );
   }
 
   async ingestBatch(ctx: Context, items: readonly unknown[]): Promise<BatchReport> {
@@ -164,9 +242,19 @@ export class IngestService {
     );
     const now = Date.now();
     const report: BatchReport = { accepted: 0, duplicates: 0, deduplicated: [], rejected: [] };
+    let stored = NOTHING_STORED;
     await this.deps.transactor.run(ctx, async (uow) => {
-      for (const [index, { envelope, errors }] of checked.entries()) {
-        if (!envelope) {
+      // The batch's vault rows first: the erasure check there decides which events are refused.
+      stored = await this.storeTokens(uow.trx, checked);
+      const claimed: Array<{ index: number; envelope: EventEnvelope }> = [];
+      for (const [index, item] of checked.entries()) {
+        const erased = IngestService.erasedSubject(item, stored);
+        const { envelope } = item;
+        if (!envelope || erased !== null) {
+          const errors =
+            erased === null
+              ? item.errors
+              : [{ pointer: `/items/${index}/data`, detail: erasedDetail(erased) }];
           const deadLetterId = uuidv7();
           const raw = items[index];
           await insertDeadLetter(uow.trx, {
@@ -174,7 +262,10 @@ export class IngestService {
             consumer: INGEST,
             event_id: field(raw, 'id') ?? '',
             subject: field(raw, 'type') ?? '',
-            envelope: JSON.stringify(redacted[index]) ?? 'null',
+            envelope:
+              JSON.stringify(
+                erased === null ? redacted[index] : erasedEnvelope(items[index], item.prepared!),
+              ) ?? 'null',
             error: JSON.stringify(errors),
             attempts: 1,
             status: 'open',
@@ -183,18 +274,27 @@ export class IngestService {
           });
           report.rejected.push({ index, id: field(raw, 'id'), deadLetterId, errors });
         } else if (await claimEventId(uow.trx, envelope.id)) {
-          const held = await this.admit(uow.trx, envelope);
-          if (held) {
-            report.deduplicated.push({ index, id: envelope.id, ...held });
-          } else {
-            uow.forward(envelope);
-            report.accepted++;
-          }
+          claimed.push({ index, envelope });
         } else {
           report.duplicates++;
         }
       }
+      // Business deduplication for the whole batch, in order, then the events it let through.
+      const held = await this.admitMany(
+        uow.trx,
+        claimed.map((c) => c.envelope),
+      );
+      for (const [i, { index, envelope }] of claimed.entries()) {
+        const outcome = held[i];
+        if (outcome) {
+          report.deduplicated.push({ index, id: envelope.id, ...outcome });
+        } else {
+          uow.forward(envelope);
+          report.accepted++;
+        }
+      }
     });
+    stored.committed();
     return report;
   }
 
@@ -274,10 +374,7 @@ export class IngestService {
   }
 
   /** Envelope, then the data against the registered schema of its type; pointers under `root`. */
-  private async check(
-    raw: unknown,
-    root: string,
-  ): Promise<{ envelope: EventEnvelope | null; errors: FieldError[] }> {
+  private async check(raw: unknown, root: string): Promise<Checked> {
     try {
       this.validator.assert(EventEnvelope, raw, 'SCHEMA_VIOLATION', root);
     } catch (error) {
@@ -305,18 +402,21 @@ export class IngestService {
       const pointer = error.errorCode === 40401 ? `${root}/type` : `${root}/dataschema`;
       return { envelope: null, errors: [{ pointer, detail: error.message }] };
     }
-    if (this.deps.tokenizer) {
+    let prepared: PreparedInbound | undefined;
+    const tokenizer = this.deps.tokenizer;
+    if (tokenizer) {
       // Personal data becomes tokens before anything is validated against the registered (token
-      // form) schema, stored or published.
+      // form) schema, stored or published. Two-step where the tokenizer can: the rows are then
+      // written in the ingest transaction.
       try {
-        const data = await this.deps.tokenizer.prepareInbound(
-          envelope.type,
-          envelope.data,
-          undefined,
-          {
-            pointer: `${root}/data`,
-          },
-        );
+        const options = { pointer: `${root}/data` };
+        let data: unknown;
+        if (tokenizer.tokenizeInbound && tokenizer.storeInbound) {
+          prepared = tokenizer.tokenizeInbound(envelope.type, envelope.data, options);
+          data = prepared.data;
+        } else {
+          data = await tokenizer.prepareInbound(envelope.type, envelope.data, undefined, options);
+        }
         if (data !== envelope.data) envelope = { ...envelope, data };
       } catch (error) {
         if (!(error instanceof NexusError)) throw error;
@@ -328,6 +428,20 @@ export class IngestService {
     }
     if (!validate(envelope.data))
       return { envelope: null, errors: toFieldErrors(validate.errors, `${root}/data`) };
-    return { envelope, errors: [] };
+    return { envelope, errors: [], prepared };
+  }
+
+  /** Stores the tokens of checked events in the ingest transaction (a no-op without any). */
+  private async storeTokens(trx: Executor, checked: readonly Checked[]): Promise<StoredInbound> {
+    const prepared = checked.flatMap((c) => (c.envelope && c.prepared ? [c.prepared] : []));
+    const tokenizer = this.deps.tokenizer;
+    if (!tokenizer?.storeInbound || prepared.length === 0) return NOTHING_STORED;
+    return tokenizer.storeInbound(trx, prepared);
+  }
+
+  /** The customer whose erasure refuses this checked event, if any. */
+  private static erasedSubject(checked: Checked, stored: StoredInbound): string | null {
+    const subject = checked.prepared?.subject ?? null;
+    return subject !== null && stored.erased.has(subject) ? subject : null;
   }
 }

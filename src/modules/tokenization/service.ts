@@ -3,7 +3,7 @@ import { NexusError, type ErrorCode, type FieldError } from '../../model/errors.
 import { INBOUND_PERSONAL_DATA, type EventType } from '../../model/events.js';
 import { fieldClassOfPii, inboundFormOf } from '../../model/tokenized.js';
 import type { Context } from '../../platform/context.js';
-import type { Storage } from '../../platform/db/storage.js';
+import type { Executor, Storage } from '../../platform/db/storage.js';
 import type { Transactor } from '../../platform/events/unit-of-work.js';
 import type { Logger } from '../../platform/logging.js';
 import { SchemaValidator } from '../../platform/validation.js';
@@ -54,7 +54,7 @@ import {
   valueText,
   type PersonalValue,
 } from './values.js';
-import { VaultWriter, type PendingToken } from './writer.js';
+import { VaultWriter, type PendingToken, type StoredInTransaction } from './writer.js';
 
 /** How a field class is tokenized. `mask` is irreversible and stores nothing. */
 export type TokenizationKind = 'vault' | 'convergent' | 'fpe' | 'mask';
@@ -122,6 +122,34 @@ export interface InboundTokenizer {
     options?: { pointer?: string },
   ): Promise<unknown>;
   redactInbound(type: string, data: unknown, subjectHint?: string): Promise<unknown>;
+  tokenizeInbound(type: string, data: unknown, options?: { pointer?: string }): PreparedInbound;
+  storeInbound(trx: Executor, prepared: readonly PreparedInbound[]): Promise<StoredInTransaction>;
+}
+
+/** An inbound event's data tokenized in memory (`tokenizeInbound`), its rows not yet stored. */
+export interface PreparedInbound {
+  /** The token form. */
+  data: unknown;
+  /** The customer the tokens are linked to. */
+  subject: string | null;
+  pending: readonly PendingToken[];
+  /** The clear data with everything personal masked: what a refused event's dead letter keeps. */
+  erasedForm(): unknown;
+}
+
+/** A class rather than an object with a closure: one is made per inbound event. */
+class Prepared implements PreparedInbound {
+  constructor(
+    readonly data: unknown,
+    readonly subject: string | null,
+    readonly pending: readonly PendingToken[],
+    private readonly clear: TSchema | null,
+    private readonly input: unknown,
+  ) {}
+
+  erasedForm(): unknown {
+    return this.clear === null ? this.input : maskPersonalData(this.clear, this.input);
+  }
 }
 
 /** Scopes: the gate, one per field class, erasure, the audit log, tokenization over HTTP. */
@@ -297,7 +325,7 @@ export class TokenizationService implements InboundTokenizer {
   /** One value's token (or mask), stored before it is returned. */
   tokenize(value: PersonalValue, fieldClass: FieldClass, subject?: string | null): Promise<string> {
     this.maybeRefreshKeys();
-    let issued: { token: string; pending: PendingToken | null };
+    let issued: PendingToken | string;
     try {
       issued = this.issue(value, fieldClass, this.kindOf(fieldClass));
     } catch (error) {
@@ -308,12 +336,11 @@ export class TokenizationService implements InboundTokenizer {
         }),
       );
     }
-    const { token, pending } = issued;
+    if (typeof issued === 'string') return Promise.resolve(issued);
+    const token = issued.token;
     // The hot path of identity matching: a convergent token this process knows is stored.
-    if (pending === null || !this.writer.needsWrite(pending, subject ?? null)) {
-      return Promise.resolve(token);
-    }
-    return this.writer.write([pending], subject ?? null).then(() => token);
+    if (!this.writer.needsWrite(issued, subject ?? null)) return Promise.resolve(token);
+    return this.writer.write([issued], subject ?? null).then(() => token);
   }
 
   /** Several values; each item may name its own customer. */
@@ -325,18 +352,13 @@ export class TokenizationService implements InboundTokenizer {
     const errors: FieldError[] = [];
     const tokens = items.map((item, index) => {
       try {
-        const { token, pending } = this.issue(
-          item.value,
-          item.fieldClass,
-          this.kindOf(item.fieldClass),
-        );
-        if (pending !== null) {
-          const subject = item.subject ?? null;
-          const list = bySubject.get(subject) ?? [];
-          list.push(pending);
-          bySubject.set(subject, list);
-        }
-        return token;
+        const pending = this.issue(item.value, item.fieldClass, this.kindOf(item.fieldClass));
+        if (typeof pending === 'string') return pending;
+        const subject = item.subject ?? null;
+        const list = bySubject.get(subject) ?? [];
+        list.push(pending);
+        bySubject.set(subject, list);
+        return pending.token;
       } catch (error) {
         errors.push({ pointer: `/items/${index}/value`, detail: inputProblem(error) });
         return '';
@@ -398,6 +420,17 @@ export class TokenizationService implements InboundTokenizer {
     options: { pointer?: string; code?: 'VALIDATION_FAILED' | 'SCHEMA_VIOLATION' } = {},
   ): Promise<T> {
     this.maybeRefreshKeys();
+    const { out, pending } = this.tokenizeInMemory(schema, data, options);
+    await this.writer.write(pending, subject ?? null);
+    return out as T;
+  }
+
+  /** `tokenizeDocument` without the write: the token form and the rows still to be stored. */
+  private tokenizeInMemory(
+    schema: TSchema,
+    data: unknown,
+    options: { pointer?: string; code?: 'VALIDATION_FAILED' | 'SCHEMA_VIOLATION' },
+  ): { out: unknown; pending: PendingToken[] } {
     const pending: PendingToken[] = [];
     const errors: FieldError[] = [];
     const out = mapPersonalData(schema, data, {
@@ -408,7 +441,8 @@ export class TokenizationService implements InboundTokenizer {
           if (!isPersonalValue(value))
             throw new TokenInputError('not a value that can be tokenized');
           const issued = this.issue(value, fieldClass, this.kindOf(fieldClass));
-          if (issued.pending !== null) pending.push(issued.pending);
+          if (typeof issued === 'string') return issued;
+          pending.push(issued);
           return issued.token;
         } catch (error) {
           errors.push({
@@ -426,8 +460,7 @@ export class TokenizationService implements InboundTokenizer {
         { errors },
       );
     }
-    await this.writer.write(pending, subject ?? null);
-    return out as T;
+    return { out, pending };
   }
 
   /**
@@ -446,12 +479,44 @@ export class TokenizationService implements InboundTokenizer {
     subjectHint?: string,
     options: { pointer?: string } = {},
   ): Promise<unknown> {
+    const prepared = this.tokenizeInbound(type, data, { ...options, subjectHint });
+    await this.writer.write(prepared.pending, prepared.subject);
+    return prepared.data;
+  }
+
+  /**
+   * `prepareInbound` in two steps, for ingest: the check and the tokens in memory here, the
+   * rows written by `storeInbound` in the ingest transaction, so an event and the vault rows of
+   * its tokens commit together. Throws SCHEMA_VIOLATION as `prepareInbound` does.
+   */
+  tokenizeInbound(
+    type: string,
+    data: unknown,
+    options: { pointer?: string; subjectHint?: string | undefined } = {},
+  ): PreparedInbound {
     const spec = INBOUND_PERSONAL_DATA[type as EventType];
-    if (spec === undefined) return data;
+    if (spec === undefined) return new Prepared(data, null, [], null, data);
+    this.maybeRefreshKeys();
     const pointer = options.pointer ?? '/data';
     this.validator.assert(this.inboundForm(type, spec.clear), data, 'SCHEMA_VIOLATION', pointer);
-    const subject = subjectHint ?? subjectIn(data, spec.subject);
-    return this.tokenizeDocument(spec.clear, data, subject, { pointer, code: 'SCHEMA_VIOLATION' });
+    const subject = options.subjectHint ?? subjectIn(data, spec.subject);
+    const { out, pending } = this.tokenizeInMemory(spec.clear, data, {
+      pointer,
+      code: 'SCHEMA_VIOLATION',
+    });
+    return new Prepared(out, subject, pending, spec.clear, data);
+  }
+
+  /**
+   * Writes the rows of `tokenizeInbound` results in the caller's transaction (erasure check
+   * included: events of erased customers are in `erased` and nothing of theirs is written);
+   * call `committed` after the commit.
+   */
+  storeInbound(trx: Executor, prepared: readonly PreparedInbound[]): Promise<StoredInTransaction> {
+    return this.writer.writeIn(
+      trx,
+      prepared.map((p) => ({ tokens: p.pending, subject: p.subject })),
+    );
   }
 
   /**
@@ -465,14 +530,6 @@ export class TokenizationService implements InboundTokenizer {
     const spec = INBOUND_PERSONAL_DATA[type as EventType];
     if (spec === undefined) return data;
     const subject = subjectHint ?? subjectIn(data, spec.subject);
-    const maskAll = (value: unknown): unknown =>
-      typeof value === 'string'
-        ? '***'
-        : Array.isArray(value)
-          ? value.map(maskAll)
-          : typeof value === 'object' && value !== null
-            ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskAll(v)]))
-            : value;
     const pending: PendingToken[] = [];
     const tokenized = mapPersonalData(spec.clear, data, {
       pii: (value, kind) => {
@@ -481,7 +538,8 @@ export class TokenizationService implements InboundTokenizer {
         const text = isPersonalValue(value) ? value : String(value);
         try {
           const issued = this.issue(text, fieldClass, 'vault');
-          if (issued.pending !== null) pending.push(issued.pending);
+          if (typeof issued === 'string') return issued;
+          pending.push(issued);
           return issued.token;
         } catch {
           return '***';
@@ -494,7 +552,7 @@ export class TokenizationService implements InboundTokenizer {
       return tokenized;
     } catch (error) {
       if (!(error instanceof NexusError && error.code === 'SUBJECT_ERASED')) throw error;
-      return mapPersonalData(spec.clear, data, { pii: () => '***', unknown: maskAll });
+      return maskPersonalData(spec.clear, data);
     }
   }
 
@@ -923,39 +981,28 @@ export class TokenizationService implements InboundTokenizer {
     return parts !== null && parts.fieldClass === fieldClass;
   }
 
-  /** Computes a token in memory; `pending` is the row to write (none for masks). */
+  /** Computes a token in memory: the row to write (holding the token), or a mask (a string). */
   private issue(
     value: PersonalValue,
     fieldClass: FieldClass,
     kind: TokenizationKind,
-  ): { token: string; pending: PendingToken | null } {
+  ): PendingToken | string {
     const keys = this.keys;
     switch (kind) {
       case 'mask':
+        return typeof value === 'string' ? mask(value, fieldClass) || '***' : '***';
+      case 'vault':
         return {
-          token: typeof value === 'string' ? mask(value, fieldClass) || '***' : '***',
-          pending: null,
+          token: keys.cipher.newToken(fieldClass),
+          kind: 'vault',
+          fieldClass,
+          value,
+          keyVersion: keys.currentVersion,
         };
-      case 'vault': {
-        const token = keys.cipher.newToken(fieldClass);
-        return {
-          token,
-          pending: {
-            token,
-            kind: 'vault',
-            fieldClass,
-            value,
-            keyVersion: keys.currentVersion,
-          },
-        };
-      }
       case 'convergent': {
         const version = keys.deterministicVersion;
         const token = keys.convergent.token(valueText(value), fieldClass, version);
-        return {
-          token,
-          pending: { token, kind: 'convergent', fieldClass, value, keyVersion: version },
-        };
+        return { token, kind: 'convergent', fieldClass, value, keyVersion: version };
       }
       case 'fpe': {
         if (typeof value !== 'string')
@@ -968,10 +1015,7 @@ export class TokenizationService implements InboundTokenizer {
         const version = keys.deterministicVersion;
         const body = keys.ff1(version, fieldClass).encrypt(digits, `nexus/${fieldClass}`);
         const token = formatToken({ kind: 'fpe', keyVersion: version, fieldClass, body });
-        return {
-          token,
-          pending: { token, kind: 'fpe', fieldClass, value: null, keyVersion: version },
-        };
+        return { token, kind: 'fpe', fieldClass, value: null, keyVersion: version };
       }
     }
   }
@@ -1035,6 +1079,20 @@ export class TokenizationService implements InboundTokenizer {
     return schema;
   }
 }
+
+/** Every string in `value` masked: what a dead letter keeps of data nobody declared. */
+const maskAll = (value: unknown): unknown =>
+  typeof value === 'string'
+    ? '***'
+    : Array.isArray(value)
+      ? value.map(maskAll)
+      : typeof value === 'object' && value !== null
+        ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskAll(v)]))
+        : value;
+
+/** `data` with every personal position and everything undeclared masked. */
+const maskPersonalData = (schema: TSchema, data: unknown): unknown =>
+  mapPersonalData(schema, data, { pii: () => '***', unknown: maskAll });
 
 /** The customer id at `pointer` in `data`, when it is a non-empty string. */
 function subjectIn(data: unknown, pointer: string): string | null {

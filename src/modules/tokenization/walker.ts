@@ -54,39 +54,102 @@ function typeMatches(schema: Record<string, unknown>, value: unknown): boolean {
   return types.some((t) => t === actual || (t === 'number' && actual === 'integer'));
 }
 
+/** A union's branches as the walk reads them, computed once per `anyOf` / `oneOf` array. */
+interface Union {
+  records: Array<Record<string, unknown>>;
+  /** Per record branch, its `const` properties (the discriminators). */
+  discriminators: Array<Array<[string, unknown]>>;
+  discriminated: boolean;
+}
+
+const unions = new WeakMap<readonly unknown[], Union>();
+
+function unionOf(branches: readonly unknown[]): Union {
+  let union = unions.get(branches);
+  if (union === undefined) {
+    const records = branches.filter(isRecord);
+    const discriminators = records.map((branch) =>
+      isRecord(branch.properties)
+        ? Object.entries(branch.properties)
+            .filter(([, property]) => isRecord(property) && 'const' in property)
+            .map(([key, property]): [string, unknown] => [
+              key,
+              (property as Record<string, unknown>).const,
+            ])
+        : [],
+    );
+    union = {
+      records,
+      discriminators,
+      discriminated: discriminators.some((list) => list.length > 0),
+    };
+    unions.set(branches, union);
+  }
+  return union;
+}
+
 /** The branch of a union that `value` belongs to, or undefined. */
 function branchFor(
   branches: readonly unknown[],
   value: unknown,
 ): Record<string, unknown> | undefined {
-  const records = branches.filter(isRecord);
+  const { records, discriminators, discriminated } = unionOf(branches);
   if (isRecord(value)) {
-    for (const branch of records) {
-      const properties = isRecord(branch.properties) ? branch.properties : {};
-      const discriminators = Object.entries(properties).filter(
-        ([, property]) => isRecord(property) && 'const' in property,
-      );
-      if (
-        discriminators.length > 0 &&
-        discriminators.every(
-          ([key, property]) => isRecord(property) && value[key] === property.const,
-        )
-      ) {
-        return branch;
+    for (let i = 0; i < records.length; i++) {
+      const consts = discriminators[i]!;
+      if (consts.length > 0 && consts.every(([key, constant]) => value[key] === constant)) {
+        return records[i];
       }
     }
-    if (
-      records.some(
-        (branch) =>
-          isRecord(branch.properties) &&
-          Object.values(branch.properties).some((p) => isRecord(p) && 'const' in p),
-      )
-    ) {
-      return undefined;
-    }
+    if (discriminated) return undefined;
   }
   return records.find((branch) => typeMatches(branch, value));
 }
+
+/** An object schema as the walk reads it, computed once per schema node. */
+interface Shape {
+  properties: Record<string, unknown> | undefined;
+  patterns: Array<[RegExp, unknown]> | undefined;
+  additional: unknown;
+  /**
+   * Properties whose schema holds personal data, when nothing else can (no pattern or
+   * additional schema with any): then only those are visited and the rest is copied as is.
+   */
+  personal: ReadonlySet<string> | undefined;
+}
+
+const shapes = new WeakMap<object, Shape>();
+
+function shapeOf(schema: Record<string, unknown>): Shape {
+  let shape = shapes.get(schema);
+  if (shape === undefined) {
+    const properties = isRecord(schema.properties) ? schema.properties : undefined;
+    const patterns = isRecord(schema.patternProperties)
+      ? Object.entries(schema.patternProperties).map(([pattern, sub]): [RegExp, unknown] => [
+          new RegExp(pattern, 'u'),
+          sub,
+        ])
+      : undefined;
+    const additional = schema.additionalProperties;
+    const closed =
+      (patterns ?? []).every(([, sub]) => !holdsPii(sub)) &&
+      !(isRecord(additional) && holdsPii(additional));
+    shape = {
+      properties,
+      patterns,
+      additional,
+      personal: closed
+        ? new Set(Object.keys(properties ?? {}).filter((key) => holdsPii(properties![key])))
+        : undefined,
+    };
+    shapes.set(schema, shape);
+  }
+  return shape;
+}
+
+/** A JSON Pointer reference token (RFC 6901). */
+const escapeKey = (key: string): string =>
+  key.includes('~') || key.includes('/') ? key.replace(/~/g, '~0').replace(/\//g, '~1') : key;
 
 export function mapPersonalData(
   schema: unknown,
@@ -126,20 +189,34 @@ export function mapPersonalData(
   }
 
   if (isRecord(out)) {
-    const properties = isRecord(schema.properties) ? schema.properties : undefined;
-    const patterns = isRecord(schema.patternProperties) ? schema.patternProperties : undefined;
-    const additional = schema.additionalProperties;
+    const { properties, patterns, additional, personal } = shapeOf(schema);
     if (properties === undefined && patterns === undefined && additional === undefined) {
       return out;
     }
+    if (!full && personal !== undefined) {
+      // The common case (tokenizing a valid document): a shallow copy with only the personal
+      // properties walked, in document order.
+      const copy: Record<string, unknown> = { ...out };
+      for (const key of Object.keys(out)) {
+        if (personal.has(key)) {
+          copy[key] = mapPersonalData(
+            properties![key],
+            out[key],
+            visitor,
+            `${pointer}/${escapeKey(key)}`,
+          );
+        }
+      }
+      return copy;
+    }
     const copy: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(out)) {
-      const path = `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      const path = `${pointer}/${escapeKey(key)}`;
       let sub: unknown =
         properties !== undefined && Object.hasOwn(properties, key) ? properties[key] : undefined;
       if (sub === undefined && patterns !== undefined) {
-        for (const [pattern, patternSchema] of Object.entries(patterns)) {
-          if (new RegExp(pattern, 'u').test(key)) {
+        for (const [pattern, patternSchema] of patterns) {
+          if (pattern.test(key)) {
             sub = patternSchema;
             break;
           }

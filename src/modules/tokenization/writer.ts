@@ -1,6 +1,6 @@
 import { NexusError } from '../../model/errors.js';
 import type { PersonalValue } from './values.js';
-import type { Storage } from '../../platform/db/storage.js';
+import type { Executor, Storage } from '../../platform/db/storage.js';
 import {
   erasureState,
   insertSharedRows,
@@ -25,11 +25,32 @@ export interface PendingToken {
   keyVersion: number;
 }
 
-interface Request {
+/** Tokens issued for one customer (or none). */
+export interface WriteRequest {
   tokens: readonly PendingToken[];
   subject: string | null;
+}
+
+interface Request extends WriteRequest {
   resolve: () => void;
   reject: (error: unknown) => void;
+}
+
+/** What `store` wrote, remembered once its transaction committed. */
+interface Stored {
+  refused: Set<string>;
+  shared: Map<string, VaultRow>;
+  links: Map<string, { subject: string; token: string; created_at: number }>;
+  generation: number;
+  now: number;
+}
+
+/** What `writeIn` did in the caller's transaction. */
+export interface StoredInTransaction {
+  /** Customers who were erased: nothing of theirs was written; their data must not be used. */
+  erased: ReadonlySet<string>;
+  /** To call after the caller's transaction committed (never after a rollback). */
+  committed: () => void;
 }
 
 export interface VaultWriterOptions {
@@ -81,11 +102,12 @@ export class VaultWriter {
    * stored it (or saw it stored) since the last erasure, checked within the last second.
    */
   needsWrite(pending: PendingToken, subject: string | null): boolean {
+    // The set lookup last: on a large set it is the expensive part (a cache miss or two).
     return (
       subject !== null ||
       pending.kind === 'vault' ||
-      !this.known.has(pending.token) ||
-      this.now() - this.checkedAt >= FRESH_MS
+      this.now() - this.checkedAt >= FRESH_MS ||
+      !this.known.has(pending.token)
     );
   }
 
@@ -137,70 +159,32 @@ export class VaultWriter {
     }
   }
 
+  /**
+   * Writes tokens in the caller's transaction instead of a group commit of its own, so they
+   * commit (or roll back) with what the caller writes: ingest stores a batch's tokens with its
+   * events. The same checks and rows as a group commit; this process's memory of stored tokens
+   * is updated only by `committed`.
+   */
+  async writeIn(trx: Executor, requests: readonly WriteRequest[]): Promise<StoredInTransaction> {
+    const needed = requests.filter(
+      (r) => r.tokens.length > 0 && r.tokens.some((t) => this.needsWrite(t, r.subject)),
+    );
+    if (needed.length === 0) return { erased: new Set(), committed: () => undefined };
+    const stored = await this.store(trx, needed);
+    return { erased: stored.refused, committed: () => this.remember(stored) };
+  }
+
   private async run(batch: readonly Request[]): Promise<void> {
-    const now = this.now();
-    const subjects = [
-      ...new Set(batch.map((r) => r.subject).filter((s): s is string => s !== null)),
-    ];
-    let refused: Set<string> = new Set();
-    const shared = new Map<string, VaultRow>();
-    const links = new Map<string, { subject: string; token: string; created_at: number }>();
+    let stored: Stored;
     try {
-      await this.options.storage.transaction(async (trx) => {
-        const state = await erasureState(trx, this.options.storage.dialect, subjects);
-        if (state.generation !== this.generation) {
-          this.known.clear();
-          this.linked.clear();
-          this.generation = state.generation;
-        }
-        refused = state.erased;
-        const vault: VaultRow[] = [];
-        for (const request of batch) {
-          if (request.subject !== null && refused.has(request.subject)) continue;
-          for (const pending of request.tokens) {
-            if (pending.kind === 'vault') {
-              const { ciphertext, keyVersion } = this.options.encrypt(pending);
-              vault.push(row(pending, ciphertext, keyVersion, request.subject, now));
-              continue;
-            }
-            if (!this.known.has(pending.token) && !shared.has(pending.token)) {
-              const sealed = pending.value === null ? null : this.options.encrypt(pending);
-              shared.set(
-                pending.token,
-                row(
-                  pending,
-                  sealed?.ciphertext ?? null,
-                  sealed?.keyVersion ?? pending.keyVersion,
-                  null,
-                  now,
-                ),
-              );
-            }
-            if (request.subject !== null) {
-              const key = `${request.subject}\u0000${pending.token}`;
-              if (!this.linked.has(key)) {
-                links.set(key, { subject: request.subject, token: pending.token, created_at: now });
-              }
-            }
-          }
-        }
-        if (vault.length > 0) await insertVaultRows(trx, vault);
-        const issued = shared.size > 0 ? await insertSharedRows(trx, [...shared.values()]) : [];
-        const relinked = links.size > 0 ? await insertSubjectLinks(trx, [...links.values()]) : [];
-        const lift = [...new Set([...issued, ...relinked])];
-        if (lift.length > 0) await liftTombstones(trx, lift);
-      });
+      stored = await this.options.storage.transaction((trx) => this.store(trx, batch));
     } catch (error) {
       for (const request of batch) request.reject(error);
       return;
     }
-    if (this.known.size + shared.size > MAX_REMEMBERED) this.known.clear();
-    if (this.linked.size + links.size > MAX_REMEMBERED) this.linked.clear();
-    for (const token of shared.keys()) this.known.add(token);
-    for (const key of links.keys()) this.linked.add(key);
-    this.checkedAt = now;
+    this.remember(stored);
     for (const request of batch) {
-      if (request.subject !== null && refused.has(request.subject)) {
+      if (request.subject !== null && stored.refused.has(request.subject)) {
         request.reject(
           new NexusError(
             'SUBJECT_ERASED',
@@ -211,6 +195,75 @@ export class VaultWriter {
         request.resolve();
       }
     }
+  }
+
+  /**
+   * The erasure check, random vault rows, shared rows kept if present, customer links and
+   * tombstones lifted, in `trx`. Requests of erased customers are skipped (`refused`).
+   */
+  private async store(trx: Executor, batch: readonly WriteRequest[]): Promise<Stored> {
+    const now = this.now();
+    const subjects = [
+      ...new Set(batch.map((r) => r.subject).filter((s): s is string => s !== null)),
+    ];
+    const shared = new Map<string, VaultRow>();
+    const links = new Map<string, { subject: string; token: string; created_at: number }>();
+    const state = await erasureState(trx, this.options.storage.dialect, subjects);
+    if (state.generation !== this.generation) {
+      this.known.clear();
+      this.linked.clear();
+      this.generation = state.generation;
+    }
+    const refused = state.erased;
+    const vault: VaultRow[] = [];
+    for (const request of batch) {
+      if (request.subject !== null && refused.has(request.subject)) continue;
+      for (const pending of request.tokens) {
+        if (pending.kind === 'vault') {
+          const { ciphertext, keyVersion } = this.options.encrypt(pending);
+          vault.push(row(pending, ciphertext, keyVersion, request.subject, now));
+          continue;
+        }
+        if (!this.known.has(pending.token) && !shared.has(pending.token)) {
+          const sealed = pending.value === null ? null : this.options.encrypt(pending);
+          shared.set(
+            pending.token,
+            row(
+              pending,
+              sealed?.ciphertext ?? null,
+              sealed?.keyVersion ?? pending.keyVersion,
+              null,
+              now,
+            ),
+          );
+        }
+        if (request.subject !== null) {
+          const key = `${request.subject}\u0000${pending.token}`;
+          if (!this.linked.has(key)) {
+            links.set(key, { subject: request.subject, token: pending.token, created_at: now });
+          }
+        }
+      }
+    }
+    if (vault.length > 0) await insertVaultRows(trx, vault);
+    const issued = shared.size > 0 ? await insertSharedRows(trx, [...shared.values()]) : [];
+    const relinked = links.size > 0 ? await insertSubjectLinks(trx, [...links.values()]) : [];
+    const lift = [...new Set([...issued, ...relinked])];
+    if (lift.length > 0) await liftTombstones(trx, lift);
+    return { refused, shared, links, generation: state.generation, now };
+  }
+
+  /** After a commit: the shared tokens and links it stored are known to be stored. */
+  private remember(stored: Stored): void {
+    // A commit that read an older erasure generation than this process has seen since may
+    // hold rows an erasure removed meanwhile: nothing of it is remembered.
+    if (stored.generation !== this.generation) return;
+    const { shared, links } = stored;
+    if (this.known.size + shared.size > MAX_REMEMBERED) this.known.clear();
+    if (this.linked.size + links.size > MAX_REMEMBERED) this.linked.clear();
+    for (const token of shared.keys()) this.known.add(token);
+    for (const key of links.keys()) this.linked.add(key);
+    this.checkedAt = stored.now;
   }
 }
 

@@ -83,6 +83,11 @@ export function openSqlite(options: SqliteOptions): Storage {
   raw.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
   raw.pragma('foreign_keys = ON');
   raw.pragma('busy_timeout = 5000');
+  // A multi-row statement inside a transaction keeps a statement journal (to undo just that
+  // statement); on disk it copies every page the statement touches to a temporary file, which
+  // doubled the cost of the multi-row inserts (vault rows, outbox). It is bounded by one
+  // statement's pages, so memory is the right place.
+  raw.pragma('temp_store = MEMORY');
   const checkpointer = file === ':memory:' ? null : startCheckpointer(file);
   if (checkpointer) raw.pragma('wal_autocheckpoint = 0');
   const db: Executor = new Kysely<PlatformTables>({

@@ -19,13 +19,15 @@
  *
  * Pure: node:crypto only.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { TokenInputError } from './errors.js';
 import type { FieldClass } from './field-class.js';
 import type { KeyRing } from './key-ring.js';
 import { CONVERGENT_TOKEN_BODY_BYTES, formatToken } from './token-format.js';
 
 const NON_DIGITS = /[^0-9]/g;
+/** base64url characters of the token body: 4 per 3 bytes, no padding (24 is a multiple of 3). */
+const BODY_CHARS = (CONVERGENT_TOKEN_BODY_BYTES / 3) * 4;
 
 /**
  * The form of a value that is tokenized, so spellings of the same value meet:
@@ -70,8 +72,13 @@ export function normalizeValue(value: string, fieldClass: FieldClass): string {
 
 /** Computes convergent tokens with the keys of a KeyRing. */
 export class ConvergentTokenizer {
-  /** Derived keys by version, then class: HKDF runs once per pair, not per token. */
-  private readonly keyCache = new Map<number, Map<FieldClass, Buffer>>();
+  /**
+   * Derived keys by version, then class: HKDF runs once per pair, not per token. Kept as
+   * KeyObjects (outside the JavaScript heap, handed to HMAC without a copy per token).
+   */
+  private readonly keyCache = new Map<number, Map<FieldClass, KeyObject>>();
+  /** `tok_c<version>_<class>_` by version and class: the token prefix built once. */
+  private readonly prefixes = new Map<number, Map<FieldClass, string>>();
 
   constructor(private readonly keys: KeyRing) {}
 
@@ -94,16 +101,36 @@ export class ConvergentTokenizer {
   }
 
   private tokenOfNormalized(normalized: string, fieldClass: FieldClass, version: number): string {
-    const mac = createHmac('sha256', this.key(version, fieldClass)).update(normalized).digest();
-    return formatToken({
-      kind: 'convergent',
-      keyVersion: version,
-      fieldClass,
-      body: mac.subarray(0, CONVERGENT_TOKEN_BODY_BYTES).toString('base64url'),
-    });
+    // 24 bytes are the first 32 base64url characters of the whole MAC (3 bytes per 4
+    // characters), so no Buffer is made per token. The prefix passed formatToken's checks when
+    // it was built; the body is base64url of the length the format wants by construction.
+    const mac = createHmac('sha256', this.key(version, fieldClass))
+      .update(normalized)
+      .digest('base64url');
+    return this.prefix(version, fieldClass) + mac.slice(0, BODY_CHARS);
   }
 
-  private key(version: number, fieldClass: FieldClass): Buffer {
+  private prefix(version: number, fieldClass: FieldClass): string {
+    let byClass = this.prefixes.get(version);
+    if (byClass === undefined) {
+      byClass = new Map();
+      this.prefixes.set(version, byClass);
+    }
+    let prefix = byClass.get(fieldClass);
+    if (prefix === undefined) {
+      const sample = formatToken({
+        kind: 'convergent',
+        keyVersion: version,
+        fieldClass,
+        body: 'A'.repeat(BODY_CHARS),
+      });
+      prefix = sample.slice(0, sample.length - BODY_CHARS);
+      byClass.set(fieldClass, prefix);
+    }
+    return prefix;
+  }
+
+  private key(version: number, fieldClass: FieldClass): KeyObject {
     let byClass = this.keyCache.get(version);
     if (byClass === undefined) {
       byClass = new Map();
@@ -111,7 +138,9 @@ export class ConvergentTokenizer {
     }
     let key = byClass.get(fieldClass);
     if (key === undefined) {
-      key = this.keys.convergentKey(version, fieldClass);
+      const raw = this.keys.convergentKey(version, fieldClass);
+      key = createSecretKey(raw);
+      raw.fill(0); // the KeyObject holds its own copy
       byClass.set(fieldClass, key);
     }
     return key;
