@@ -238,7 +238,8 @@ ${table(
 ${edge.events} events per round through \`POST /v1/events/batch\`'s service (customers with
 personal data, orders, POS sales of which a tenth arrive twice), batches of 500, embedded
 SQLite; the same mix through an ingest with both off (customers pre-tokenized, so everything
-else is the same work), alternating rounds, best of three. Target: at most 25% more time.
+else is the same work), alternating rounds, best of three after a warm-up round. Target: at most
+25% more time.
 
 ${edgeTable(edge)}
 `;
