@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Hub } from '../src/app.js';
 import { now, rate, request, sleep } from './lib.js';
 
@@ -30,7 +31,6 @@ export async function ingest(
       attributes: { size: String(38 + s), colour: 'black' },
     })),
   }));
-  const publishedBefore = hub.relay.status.published;
   const start = now();
   for (let i = 0; i < items.length; i += batch) {
     const response = await request(
@@ -43,7 +43,15 @@ export async function ingest(
       throw new Error(`bulk upsert answered ${response.status}: ${response.body}`);
   }
   const committed = now() - start;
-  while (hub.relay.status.published - publishedBefore < products) await sleep(1);
+  // On the bus once the outbox is empty: at commit for SQLite's embedded stream (D29), when the
+  // relay has moved or published the last one otherwise.
+  for (;;) {
+    const { rows } = await sql<{ n: number }>`select count(*) as n from outbox`.execute(
+      hub.storage.db,
+    );
+    if (Number(rows[0]?.n ?? 0) === 0) break;
+    await sleep(1);
+  }
   const published = now() - start;
   const skus = products * skusPerProduct;
   const result = {

@@ -140,7 +140,8 @@ durable consumer). The client runs on its own thread, one write at a time. Targe
 5 ms embedded, under 20 ms PostgreSQL + NATS.
 
 Where the embedded tail came from (measured while building this): the hub thread serves the
-request, relays the event and runs the consumer, so V8 garbage collections hit the p99. Moving
+request, puts the event on the stream (at commit since D29; through the relay before) and runs
+the consumer, so V8 garbage collections hit the p99. Moving
 WAL checkpoints off the thread (D14) and caching prepared statements took p99 from about 17 ms
 to 5-6.5 ms; building the per-event statements (outbox insert, relay, embedded bus) as cached
 SQL text without the query builder and taking UUID randomness from a pool took it to about
@@ -169,7 +170,8 @@ ${table(
 
 ${rows.ingest[0]?.products ?? 0} products × 5 SKUs, \`POST /v1/products/bulk\` with 500 products per
 call, sequential calls. "Committed" counts until the last response (documents, SKU index and
-outbox events committed); "on the bus" until the relay has published every event. Target: at
+outbox events committed); "on the bus" until the outbox is empty (embedded SQLite: at commit;
+otherwise when the relay has moved or published every event). Target: at
 least 10,000 SKUs per second on both storage adapters.
 
 ${table(

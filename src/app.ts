@@ -146,7 +146,10 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   });
   // With an appender events are on the stream at commit; the relay only polls for strays
   // (an outbox written before an upgrade).
-  if (!appender) transactor.onCommitted(() => relay.kick());
+  // Events this process put on the stream at commit (with an appender; the relay counts its own).
+  let appended = 0;
+  if (appender) transactor.onCommitted((events) => (appended += events.length));
+  else transactor.onCommitted(() => relay.kick());
 
   // Personal data is tokenized at the edge. A missing or wrong master key stops the hub here,
   // with one line, before anything could be written under a key nobody can read back.
@@ -194,7 +197,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   };
   const metrics = new HubMetrics({
     outboxBacklog,
-    eventsPublished: () => relay.status.published,
+    eventsPublished: () => relay.status.published + appended,
     relayLeader: () => relay.status.leader,
   });
 

@@ -47,7 +47,7 @@ export class HubMetrics {
     });
     new Gauge({
       name: 'nexus_outbox_published_total',
-      help: 'Events this process relayed to the bus since start',
+      help: 'Events this process put on the bus since start (relayed, or appended at commit)',
       registers: [this.registry],
       collect() {
         this.set(probes.eventsPublished());
