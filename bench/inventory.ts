@@ -767,6 +767,7 @@ export async function inventoryBench(): Promise<string> {
   await withPgDatabase('nexus_bench_inv', async (dbUrl) => {
     const stream = `NEXUS_BENCH_INV_${Date.now()}`;
     const hub = await openBenchHub({ NEXUS_DATABASE_URL: dbUrl, NEXUS_NATS_URL: NATS }, stream);
+    hub.relay.start();
     await seedDemo(hub, systemContext('bench'), () => undefined);
     // Seeding commits some 25,000 events; let the relay and the stream's readers get through
     // them first, so the samples time the query rather than the tail of the seeding.
