@@ -257,15 +257,21 @@ async function rawPostgres(
   return { perSecond: total / seconds, latency: summarize(latencies), granted };
 }
 
+/** A connection of its own, with the hub's durability settings. */
+function rawConnection(file: string): BetterSqlite3.Database {
+  const db = new BetterSqlite3(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  return db;
+}
+
 /** The raw job on SQLite: one transaction per reservation on its own connection. */
 function rawSqlite(
   file: string,
   total: number,
   pick: (i: number) => { sku: string; locationId: string },
 ): { perSecond: number; latency: Summary; granted: number } {
-  const db = new BetterSqlite3(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
+  const db = rawConnection(file);
   const update = db.prepare(`update raw_levels set reserved = reserved + 1,
     version = version + 1 where sku = ? and location_id = ? and on_hand - reserved - safety_stock >= 1`);
   const insert = db.prepare(`insert into raw_outbox (event_id, subject, partition_key, envelope,
@@ -454,9 +460,7 @@ function floorSqlite(
   total: number,
   pick: (i: number) => { sku: string; locationId: string },
 ): { perSecond: number; latency: Summary; granted: number } {
-  const db = new BetterSqlite3(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
+  const db = rawConnection(file);
   const read = db.prepare(`select on_hand - reserved - safety_stock as free from raw_levels
     where sku = ? and location_id = ?`);
   const update = db.prepare(`update raw_levels set reserved = reserved + ?, version = version + 1

@@ -54,6 +54,18 @@ function* chunks<T>(items: readonly T[]): Generator<readonly T[]> {
 
 export type NewFact = Omit<DedupKeyRow, 'duplicates' | 'sources'>;
 
+/** The FACT_INSERT values of a fact with these duplicates and sources. */
+const factValues = (row: NewFact, duplicates: number, sources: readonly string[]) => [
+  row.rule,
+  row.key_hash,
+  row.first_event_id,
+  row.first_source,
+  row.first_seen_at,
+  row.expires_at,
+  duplicates,
+  JSON.stringify(sources),
+];
+
 /**
  * Claims facts for a batch of events, one multi-row statement per 500. A fact is claimed (its
  * `rule` and `key_hash` come back) when it is the first within the window: no row yet, or the
@@ -71,16 +83,7 @@ export async function claimFacts(trx: Executor, rows: readonly NewFact[]): Promi
       trx,
       FACT_INSERT,
       8,
-      chunk.map((row) => [
-        row.rule,
-        row.key_hash,
-        row.first_event_id,
-        row.first_source,
-        row.first_seen_at,
-        row.expires_at,
-        0,
-        JSON.stringify([row.first_source]),
-      ]),
+      chunk.map((row) => factValues(row, 0, [row.first_source])),
       `on conflict (rule, key_hash) do update set first_event_id = excluded.first_event_id,
       first_source = excluded.first_source, first_seen_at = excluded.first_seen_at,
       expires_at = excluded.expires_at, duplicates = 0, sources = excluded.sources
@@ -146,16 +149,7 @@ export async function recordDuplicates(
       trx,
       FACT_INSERT,
       8,
-      chunk.map(({ row, repeats, sources }) => [
-        row.rule,
-        row.key_hash,
-        row.first_event_id,
-        row.first_source,
-        row.first_seen_at,
-        row.expires_at,
-        repeats,
-        JSON.stringify(sources),
-      ]),
+      chunk.map(({ row, repeats, sources }) => factValues(row, repeats, sources)),
       `on conflict (rule, key_hash) do update set
       duplicates = dedup_keys.duplicates + excluded.duplicates, sources = excluded.sources`,
     );
