@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import pg from 'pg';
 import { createHub, type Hub } from '../src/app.js';
 import { loadConfig } from '../src/platform/config.js';
@@ -45,5 +46,19 @@ export async function withPgDatabase<T>(
   } finally {
     await admin.query(`drop database if exists ${name} with (force)`);
     await admin.end();
+  }
+}
+
+/**
+ * Resolves once the hub's outbox is empty: every committed event is on the bus (at commit for
+ * SQLite's embedded stream, D29; when the relay has moved or published it otherwise).
+ */
+export async function outboxDrained(hub: Hub, pollMs = 1): Promise<void> {
+  for (;;) {
+    const { rows } = await sql<{ n: number }>`select count(*) as n from outbox`.execute(
+      hub.storage.db,
+    );
+    if (Number(rows[0]?.n ?? 0) === 0) return;
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }

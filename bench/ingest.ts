@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
 import type { Hub } from '../src/app.js';
-import { now, rate, request, sleep } from './lib.js';
+import { outboxDrained } from './hubs.js';
+import { now, rate, request } from './lib.js';
 
 export interface IngestResult {
   shape: string;
@@ -43,15 +43,7 @@ export async function ingest(
       throw new Error(`bulk upsert answered ${response.status}: ${response.body}`);
   }
   const committed = now() - start;
-  // On the bus once the outbox is empty: at commit for SQLite's embedded stream (D29), when the
-  // relay has moved or published the last one otherwise.
-  for (;;) {
-    const { rows } = await sql<{ n: number }>`select count(*) as n from outbox`.execute(
-      hub.storage.db,
-    );
-    if (Number(rows[0]?.n ?? 0) === 0) break;
-    await sleep(1);
-  }
+  await outboxDrained(hub);
   const published = now() - start;
   const skus = products * skusPerProduct;
   const result = {

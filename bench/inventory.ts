@@ -13,7 +13,7 @@ import type { Hub } from '../src/app.js';
 import { seedDemo } from '../src/cli/demo.js';
 import { uuidv7 } from '../src/model/ids.js';
 import { systemContext } from '../src/platform/context.js';
-import { BENCH_NATS, openBenchHub, withPgDatabase } from './hubs.js';
+import { BENCH_NATS, openBenchHub, outboxDrained, withPgDatabase } from './hubs.js';
 import { ms, now, rate, summarize, table } from './lib.js';
 
 export { openBenchHub };
@@ -775,13 +775,7 @@ export async function inventoryBench(): Promise<string> {
     await seedDemo(hub, systemContext('bench'), () => undefined);
     // Seeding commits some 25,000 events; let the relay and the stream's readers get through
     // them first, so the samples time the query rather than the tail of the seeding.
-    for (;;) {
-      const { rows } = await sql<{ n: number }>`select count(*) as n from outbox`.execute(
-        hub.storage.db,
-      );
-      if (Number(rows[0]?.n ?? 0) === 0) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await outboxDrained(hub, 200);
     await new Promise((r) => setTimeout(r, 2000));
     const url = await hub.listen();
     const keys = await channelKeys(hub);

@@ -92,10 +92,6 @@ export class InsertBatch {
     if (rows.length > 0) this.parts.push({ head, columns, rows, tail });
   }
 
-  get size(): number {
-    return this.parts.length;
-  }
-
   async run(db: Executor): Promise<void> {
     const parts = this.parts;
     this.parts = [];
