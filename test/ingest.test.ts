@@ -212,4 +212,54 @@ describe.each(hubShapes)('ingesting events from channel adapters: %s', (shape) =
     ).toBe(403);
     expect((await t.request('GET', '/v1/dead-letters', { key: secret })).status).toBe(403);
   });
+
+  it('checks each event of a batch against the version its dataschema names', async () => {
+    // v2 adds an optional field; v1 stays closed. The batch resolves each (type, version) once,
+    // so mixing versions, unknown versions and unknown types in one batch must still tell them
+    // apart per event.
+    const v2 = {
+      ...saleSchema,
+      properties: { ...saleSchema.properties, channel: { type: 'string' } },
+    };
+    const registered = await t.request(
+      'POST',
+      '/registry/subjects/legacy.sale.recorded.v1/versions',
+      { body: { schema: JSON.stringify(v2), schemaType: 'JSON' } },
+    );
+    expect(registered.status).toBe(200);
+    const at = (version: string, id: string, data: Record<string, unknown> = {}) => ({
+      ...sale(id, data),
+      dataschema: `/registry/subjects/legacy.sale.recorded.v1/versions/${version}`,
+    });
+    const unknownType = (id: string) => ({
+      ...sale(id),
+      type: 'pos.refund.recorded.v1',
+      dataschema: '/registry/subjects/pos.refund.recorded.v1/versions/1',
+    });
+    const batch = await t.request('POST', '/v1/events/batch', {
+      body: {
+        items: [
+          at('1', 'mix-1', { channel: 'pos' }),
+          at('2', 'mix-2', { channel: 'pos' }),
+          at('latest', 'mix-3', { channel: 'pos' }),
+          at('9', 'mix-4'),
+          unknownType('mix-5'),
+          at('1', 'mix-6'),
+          unknownType('mix-7'),
+        ],
+      },
+    });
+    expect(batch.status).toBe(200);
+    const report = batch.json as {
+      accepted: number;
+      rejected: Array<{ index: number; errors: Array<{ pointer: string }> }>;
+    };
+    expect(report.accepted).toBe(3);
+    expect(report.rejected.map((r) => [r.index, r.errors.map((e) => e.pointer)])).toEqual([
+      [0, ['/items/0/data/channel']],
+      [3, ['/items/3/dataschema']],
+      [4, ['/items/4/type']],
+      [6, ['/items/6/type']],
+    ]);
+  });
 });

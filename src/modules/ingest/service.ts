@@ -139,6 +139,10 @@ function toDeadLetter(row: DeadLetterRow): DeadLetter {
   };
 }
 
+/** Registry lookups shared by the events of one batch, by type and version. */
+type RegistryValidator = Awaited<ReturnType<RegistryService['validatorFor']>>;
+type ValidatorLookups = Map<string, Promise<RegistryValidator>>;
+
 interface Checked {
   envelope: EventEnvelope | null;
   errors: FieldError[];
@@ -230,8 +234,10 @@ export class IngestService {
   }
 
   async ingestBatch(ctx: Context, items: readonly unknown[]): Promise<BatchReport> {
+    // A batch is one point in time: each (type, version) is looked up in the registry once.
+    const validators: ValidatorLookups = new Map();
     const checked = await Promise.all(
-      items.map((item, index) => this.check(item, `/items/${index}`)),
+      items.map((item, index) => this.check(item, `/items/${index}`, validators)),
     );
     // Before the transaction: redaction writes vault entries in its own (and on SQLite the
     // one connection is the transaction's).
@@ -374,7 +380,7 @@ export class IngestService {
   }
 
   /** Envelope, then the data against the registered schema of its type; pointers under `root`. */
-  private async check(raw: unknown, root: string): Promise<Checked> {
+  private async check(raw: unknown, root: string, validators?: ValidatorLookups): Promise<Checked> {
     try {
       this.validator.assert(EventEnvelope, raw, 'SCHEMA_VIOLATION', root);
     } catch (error) {
@@ -396,7 +402,7 @@ export class IngestService {
     }
     let validate;
     try {
-      ({ validate } = await this.deps.registry.validatorFor(envelope.type, match[2]));
+      ({ validate } = await this.validatorFor(envelope.type, match[2]!, validators));
     } catch (error) {
       if (!(error instanceof RegistryError)) throw error;
       const pointer = error.errorCode === 40401 ? `${root}/type` : `${root}/dataschema`;
@@ -429,6 +435,22 @@ export class IngestService {
     if (!validate(envelope.data))
       return { envelope: null, errors: toFieldErrors(validate.errors, `${root}/data`) };
     return { envelope, errors: [], prepared };
+  }
+
+  /** The registry's validator for a type's version, through `lookups` when given. */
+  private validatorFor(
+    type: string,
+    version: string,
+    lookups?: ValidatorLookups,
+  ): Promise<RegistryValidator> {
+    if (!lookups) return this.deps.registry.validatorFor(type, version);
+    const key = `${type}\u0000${version}`;
+    let found = lookups.get(key);
+    if (!found) {
+      found = this.deps.registry.validatorFor(type, version);
+      lookups.set(key, found);
+    }
+    return found;
   }
 
   /** Stores the tokens of checked events in the ingest transaction (a no-op without any). */
