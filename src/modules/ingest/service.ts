@@ -9,6 +9,7 @@ import type { RegistryService } from '../registry/index.js';
 import { RegistryError } from '../registry/index.js';
 import {
   claimEventId,
+  claimEventIds,
   getDeadLetter,
   insertDeadLetter,
   listDeadLetters,
@@ -252,6 +253,14 @@ export class IngestService {
     await this.deps.transactor.run(ctx, async (uow) => {
       // The batch's vault rows first: the erasure check there decides which events are refused.
       stored = await this.storeTokens(uow.trx, checked);
+      const free = await claimEventIds(
+        uow.trx,
+        checked.flatMap((item) =>
+          item.envelope && IngestService.erasedSubject(item, stored) === null
+            ? [item.envelope.id]
+            : [],
+        ),
+      );
       const claimed: Array<{ index: number; envelope: EventEnvelope }> = [];
       for (const [index, item] of checked.entries()) {
         const erased = IngestService.erasedSubject(item, stored);
@@ -279,7 +288,8 @@ export class IngestService {
             updated_at: now,
           });
           report.rejected.push({ index, id: field(raw, 'id'), deadLetterId, errors });
-        } else if (await claimEventId(uow.trx, envelope.id)) {
+        } else if (free.delete(envelope.id)) {
+          // The first of a batch's events with this id takes it; later ones are duplicates.
           claimed.push({ index, envelope });
         } else {
           report.duplicates++;

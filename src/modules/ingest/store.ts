@@ -1,3 +1,4 @@
+import { insertRows } from '../../platform/db/bulk.js';
 import type { Executor } from '../../platform/db/storage.js';
 import type { DeadLetterTable } from '../../platform/db/tables.js';
 
@@ -11,6 +12,33 @@ export async function claimEventId(db: Executor, eventId: string): Promise<boole
     .onConflict((oc) => oc.columns(['consumer', 'event_id']).doNothing())
     .executeTakeFirst();
   return Number(inserted.numInsertedOrUpdatedRows ?? 0n) > 0;
+}
+
+const CLAIM_CHUNK = 500;
+
+/**
+ * `claimEventId` for many ids in one statement per 500: the ids that were free and are now
+ * taken. Claimed in sorted order, so two batches with overlapping ids wait on each other
+ * rather than deadlock on PostgreSQL.
+ */
+export async function claimEventIds(
+  db: Executor,
+  eventIds: readonly string[],
+): Promise<Set<string>> {
+  const sorted = [...new Set(eventIds)].sort();
+  const claimed = new Set<string>();
+  const now = Date.now();
+  for (let i = 0; i < sorted.length; i += CLAIM_CHUNK) {
+    const result = await insertRows<{ event_id: string }>(
+      db,
+      'insert into inbox (consumer, event_id, processed_at)',
+      3,
+      sorted.slice(i, i + CLAIM_CHUNK).map((id) => ['ingest', id, now]),
+      'on conflict (consumer, event_id) do nothing returning event_id',
+    );
+    for (const row of result.rows) claimed.add(row.event_id);
+  }
+  return claimed;
 }
 
 export async function insertDeadLetter(db: Executor, row: DeadLetterRow): Promise<void> {
