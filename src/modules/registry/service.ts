@@ -20,6 +20,7 @@ import {
   getSetting,
   insertVersion,
   listSubjects,
+  findVersion,
   listVersions,
   markDeleted,
   maxVersion,
@@ -119,12 +120,13 @@ export class RegistryService {
     version: string,
     includeDeleted = false,
   ): Promise<RegisteredSchema> {
+    const wanted = parseVersion(version);
+    const found = await findVersion(this.db, subject, wanted, includeDeleted);
+    if (found) return toRegistered(found);
+    // Which error: only a miss pays for reading the subject's versions.
     const all = await listVersions(this.db, subject, includeDeleted);
     if (all.length === 0) throw registryErrors.subjectNotFound(subject);
-    const wanted = parseVersion(version);
-    const found = wanted === 'latest' ? all[all.length - 1] : all.find((v) => v.version === wanted);
-    if (!found) throw registryErrors.versionNotFound(subject, version);
-    return toRegistered(found);
+    throw registryErrors.versionNotFound(subject, version);
   }
 
   async register(subject: string, input: SchemaInput): Promise<{ id: number }> {

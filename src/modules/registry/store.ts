@@ -105,6 +105,38 @@ export async function listVersions(
   return (await query.execute()).map((row) => ({ ...row, deleted: row.deleted === 1 }));
 }
 
+/**
+ * One version of a subject (`latest`: the highest), without reading the others: the lookup on
+ * every ingested event. Undefined when the subject has no such version.
+ */
+export async function findVersion(
+  db: Executor,
+  subject: string,
+  version: number | 'latest',
+  includeDeleted: boolean,
+): Promise<SubjectVersion | undefined> {
+  let query = tables(db)
+    .selectFrom('registry_versions as v')
+    .innerJoin('registry_schemas as s', 's.id', 'v.schema_id')
+    .select([
+      'v.subject as subject',
+      'v.version as version',
+      'v.schema_id as schemaId',
+      'v.deleted as deleted',
+      's.schema_type as schemaType',
+      's.schema as schema',
+      's.references as references',
+    ])
+    .where('v.subject', '=', subject);
+  if (!includeDeleted) query = query.where('v.deleted', '=', 0);
+  query =
+    version === 'latest'
+      ? query.orderBy('v.version', 'desc').limit(1)
+      : query.where('v.version', '=', version);
+  const row = await query.executeTakeFirst();
+  return row && { ...row, deleted: row.deleted === 1 };
+}
+
 export function versionsOfSchema(
   db: Executor,
   schemaId: number,
