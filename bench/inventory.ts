@@ -173,6 +173,35 @@ const envelope = (sku: string, locationId: string) =>
     },
   });
 
+/** The floor's `inventory.level.changed`: one per stock row a batch changed, as the hub emits. */
+const levelEnvelope = (sku: string, locationId: string, free: number, taken: number) => {
+  const figures = (available: number) => ({
+    onHand: available,
+    reserved: 0,
+    safetyStock: 0,
+    available,
+  });
+  return JSON.stringify({
+    specversion: '1.0',
+    id: uuidv7(),
+    source: '//bench/raw',
+    type: 'inventory.level.changed.v1',
+    subject: `inventory/${sku}@${locationId}`,
+    time: new Date().toISOString(),
+    datacontenttype: 'application/json',
+    partitionkey: `inventory/${sku}@${locationId}`,
+    data: {
+      sku,
+      locationId,
+      marketCode: 'DE',
+      before: figures(free),
+      after: figures(free - taken),
+      changedAt: new Date().toISOString(),
+      causes: [{ reason: 'reservation', quantity: taken }],
+    },
+  });
+};
+
 /**
  * The raw baseline works on copies of the stock table and the outbox, with the same columns
  * and indexes, so it does the same database work without disturbing the hub's record.
@@ -343,8 +372,9 @@ const RESERVATION_COLUMNS = `(${RESERVATION_NAMES.join(', ')})`;
  * The database floor for the hub's data model: the group commit the issue describes, written
  * by hand. All waiting requests go in one transaction: lock the rows in key order, decide
  * grants in arrival order, one guarded UPDATE per item, one multi-row INSERT of reservations
- * and one of events, answer after commit. Nothing else (no validation, no event building
- * beyond a fixed text, no relay), so the hub can approach it but not pass it.
+ * and one of events (the reservations' and one level change per item, as the hub emits), answer
+ * after commit. Nothing else (no validation, no event building beyond a fixed text, no relay),
+ * so the hub can approach it but not pass it.
  */
 async function floorPostgres(
   url: string,
@@ -387,13 +417,25 @@ async function floorPostgres(
       if (won.length > 0) {
         const items = [...take].map(([k, n]) => [...k.split('\u0000'), n] as const);
         const reservations = won.map((w) => reservationRow(w.sku, w.locationId));
-        const events = won.map((w) => [
-          uuidv7(),
-          'nexus.evt.DE.inventory.reservation.created.v1',
-          `inventory/${w.sku}@${w.locationId}`,
-          envelope(w.sku, w.locationId),
-          Date.now(),
-        ]);
+        const events = [
+          ...won.map((w) => [
+            uuidv7(),
+            'nexus.evt.DE.inventory.reservation.created.v1',
+            `inventory/${w.sku}@${w.locationId}`,
+            envelope(w.sku, w.locationId),
+            Date.now(),
+          ]),
+          ...[...take].map(([k, taken]) => {
+            const [sku, locationId] = k.split('\u0000') as [string, string];
+            return [
+              uuidv7(),
+              'nexus.evt.DE.inventory.level.changed.v1',
+              `inventory/${sku}@${locationId}`,
+              levelEnvelope(sku, locationId, free.get(k) ?? 0, taken),
+              Date.now(),
+            ];
+          }),
+        ];
         // Rows as JSON parameters typed by the tables (what the hub does too, D29): far
         // cheaper to parse than hundreds of bound values.
         const records = (names: readonly string[], list: readonly (readonly unknown[])[]) =>
@@ -465,20 +507,22 @@ function floorSqlite(
     where sku = ? and location_id = ?`);
   const update = db.prepare(`update raw_levels set reserved = reserved + ?, version = version + 1
     where sku = ? and location_id = ? and on_hand - reserved - safety_stock >= ?`);
-  const statements = new Map<number, [BetterSqlite3.Statement, BetterSqlite3.Statement]>();
-  const inserts = (count: number) => {
-    let pair = statements.get(count);
-    if (!pair) {
+  const statements = new Map<string, BetterSqlite3.Statement>();
+  // A multi-row insert of `count` rows into the reservations or the outbox, prepared once.
+  const insert = (into: 'holds' | 'events', count: number) => {
+    let statement = statements.get(`${into}${count}`);
+    if (!statement) {
       const rows = (columns: number) =>
         Array.from({ length: count }, () => `(${Array(columns).fill('?').join(', ')})`).join(', ');
-      pair = [
-        db.prepare(`insert into raw_reservations ${RESERVATION_COLUMNS} values ${rows(14)}`),
-        db.prepare(`insert into raw_outbox (event_id, subject, partition_key, envelope,
-          created_at) values ${rows(5)}`),
-      ];
-      statements.set(count, pair);
+      statement = db.prepare(
+        into === 'holds'
+          ? `insert into raw_reservations ${RESERVATION_COLUMNS} values ${rows(14)}`
+          : `insert into raw_outbox (event_id, subject, partition_key, envelope, created_at)
+             values ${rows(5)}`,
+      );
+      statements.set(`${into}${count}`, statement);
     }
-    return pair;
+    return statement;
   };
   const batch = db.transaction((keys: Array<{ sku: string; locationId: string }>) => {
     const take = new Map<string, { sku: string; locationId: string; free: number; n: number }>();
@@ -499,17 +543,24 @@ function floorSqlite(
     for (const item of take.values())
       if (item.n > 0) update.run(item.n, item.sku, item.locationId, item.n);
     if (won.length > 0) {
-      const [holds, events] = inserts(won.length);
-      holds.run(won.flatMap((w) => reservationRow(w.sku, w.locationId)));
-      events.run(
-        won.flatMap((w) => [
+      const changed = [...take.values()].filter((item) => item.n > 0);
+      insert('holds', won.length).run(won.flatMap((w) => reservationRow(w.sku, w.locationId)));
+      insert('events', won.length + changed.length).run([
+        ...won.flatMap((w) => [
           uuidv7(),
           'nexus.evt.DE.inventory.reservation.created.v1',
           `inventory/${w.sku}@${w.locationId}`,
           envelope(w.sku, w.locationId),
           Date.now(),
         ]),
-      );
+        ...changed.flatMap((item) => [
+          uuidv7(),
+          'nexus.evt.DE.inventory.level.changed.v1',
+          `inventory/${item.sku}@${item.locationId}`,
+          levelEnvelope(item.sku, item.locationId, item.free, item.n),
+          Date.now(),
+        ]),
+      ]);
     }
     return won.length;
   });
@@ -839,9 +890,10 @@ one transaction per reservation with a conditional UPDATE and one outbox INSERT,
 database in the same run (64 clients = 64 connections). "${FLOOR}" is the database's limit for
 what the hub must write, by hand: the group commit the issue describes (all waiting requests
 in one transaction, rows locked in key order, grants in arrival order, one guarded UPDATE per
-item) with one multi-row INSERT of the reservation rows and one of their events, and nothing
-else: no validation, a fixed event text, no level-change events, no relay or stream. "of floor"
-is the hub's rate as a share of it.
+item) with one multi-row INSERT of the reservation rows and one of the events (each
+reservation's, and one level change per item changed, as the hub writes), and nothing else: no
+validation, a fixed event text, no relay or stream. "of floor" is the hub's rate as a share of
+it.
 
 ${table(
   [
@@ -882,8 +934,9 @@ reservation row and its event, and per item per transaction the level and its ch
 SQLite events go onto the embedded stream in the same transaction, on PostgreSQL the relay
 moves them there in one statement per batch. The floor rows show what the database alone does
 with the same rows on this machine, before any hub code runs: ${floorSentence(floors)} The
-SQLite target (100,000/s) is above what SQLite itself does with one reservation row and one
-event row per reservation here; the PostgreSQL targets are above the floor too. The hub's own
+SQLite target (100,000/s) is above what SQLite itself does with these rows here; the
+PostgreSQL targets are above the floor too (spread over 100,000 items, every reservation also
+changes a level of its own, so it carries two events). The hub's own
 cost per reservation (validating, building and serialising two events' worth of JSON, the
 reservation view, the promise per caller) is what separates it from the floor on the hot SKU.
 Availability is sampled after the seeding's events have left the outbox.
