@@ -362,6 +362,68 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
       expect(await levelOf('INV-HOT', 'S1')).toMatchObject({ onHand: 50, reserved: 0 });
     });
 
+    it('fails only the caller whose line fails a batched transaction', async () => {
+      const before = (await levelOf('INV-C', 'W1')) ?? { onHand: 0, reserved: 0 };
+      await post('/v1/inventory/receipts', {
+        lines: [{ sku: 'INV-C', locationId: 'W1', quantity: 40 }],
+      });
+      // A real failure inside the database for one line: a trigger refuses its reservation row.
+      const db = t.hub.storage.db;
+      if (t.hub.storage.dialect === 'postgres') {
+        await sql`create function refuse_poison() returns trigger language plpgsql as $$
+          begin raise exception 'poisoned reservation'; end $$`.execute(db);
+        await sql`create trigger refuse_poison before insert on inventory_reservations
+          for each row when (new.reference_id = 'POISON') execute function refuse_poison()`.execute(
+          db,
+        );
+      } else {
+        await sql`create trigger refuse_poison before insert on inventory_reservations
+          when new.reference_id = 'POISON' begin select raise(abort, 'poisoned reservation'); end`.execute(
+          db,
+        );
+      }
+      try {
+        const ctx = {
+          requestId: 'x',
+          actor: { kind: 'system' as const, id: 't' },
+          scopes: new Set(['*']),
+        };
+        const inventory = t.hub.services.inventory;
+        // Submitted together, so they share the queue's transactions.
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: 24 }, (_, i) =>
+            inventory.reserve(ctx, {
+              sku: 'INV-C',
+              locationId: 'W1',
+              quantity: 1,
+              reference: { type: 'cart', id: i === 9 ? 'POISON' : `cart-${i}` },
+            }),
+          ),
+        );
+        expect(outcomes.map((o) => o.status)).toEqual(
+          Array.from({ length: 24 }, (_, i) => (i === 9 ? 'rejected' : 'fulfilled')),
+        );
+        expect(String((outcomes[9] as PromiseRejectedResult).reason)).toContain(
+          'poisoned reservation',
+        );
+        expect(
+          outcomes
+            .filter((o) => o.status === 'fulfilled')
+            .every((o) => o.value.status === 'reserved'),
+        ).toBe(true);
+        expect(await levelOf('INV-C', 'W1')).toMatchObject({
+          onHand: before.onHand + 40,
+          reserved: before.reserved + 23,
+        });
+      } finally {
+        await sql`drop trigger refuse_poison ${
+          t.hub.storage.dialect === 'postgres' ? sql`on inventory_reservations` : sql``
+        }`.execute(db);
+        if (t.hub.storage.dialect === 'postgres')
+          await sql`drop function refuse_poison`.execute(db);
+      }
+    });
+
     it('reserves in bulk, all or nothing or per line', async () => {
       const none = await t.request('POST', '/v1/inventory/reservations/bulk', {
         body: {

@@ -1148,8 +1148,9 @@ export class ReservationQueue {
       actor: { kind: 'system', id: 'reservation-queue' },
       scopes: new Set(['*']),
     };
+    let results: Array<LineResult<Reservation>>;
     try {
-      const results = await this.service.reserveLines(
+      results = await this.service.reserveLines(
         ctx,
         batch.map((w) => w.line),
         'per-line',
@@ -1157,9 +1158,20 @@ export class ReservationQueue {
         batch.map((w) => w.actor),
         true,
       );
-      results.forEach((r, i) => batch[i]!.resolve({ ...r, index: 0 }));
     } catch (error) {
-      batch.forEach((w) => w.reject(error));
+      if (batch.length === 1) {
+        batch[0]!.reject(error);
+        return;
+      }
+      // The transaction rolled back whole, so nothing of it stands. One caller's line may be
+      // what failed it (a trigger, a constraint): each half runs again on its own, so only the
+      // callers whose own transaction fails see the error (at most 2n - 1 attempts when the
+      // database itself is down).
+      const half = Math.ceil(batch.length / 2);
+      await this.runBatch(batch.slice(0, half));
+      await this.runBatch(batch.slice(half));
+      return;
     }
+    results.forEach((r, i) => batch[i]!.resolve({ ...r, index: 0 }));
   }
 }
