@@ -244,7 +244,7 @@ else is the same work), alternating rounds, best of three after a warm-up round.
 25% more time. "µs per event" is the time per event of the mix; in brackets, what the two steps
 add. Per customer that is six personal fields: two HMACs and four AES-GCM encryptions, and
 eight rows (four vault values, two shared convergent values, two links to the customer); per
-order and POS sale, a business-key fact row.
+order, its delivery address; per order and POS sale, a business-key fact row.
 
 ${edgeTable(edge)}
 `;
