@@ -18,7 +18,11 @@ import {
   inventoryRoutes,
 } from './modules/inventory/index.js';
 import { LocationsService, locationRoutes } from './modules/locations/index.js';
-import { createWebhooks, type WebhooksService } from './modules/webhooks/index.js';
+import {
+  createWebhooks,
+  WEBHOOK_SECRETS_KEY_INFO,
+  type WebhooksService,
+} from './modules/webhooks/index.js';
 import { TokenizationService, tokenizationRoutes } from './modules/tokenization/index.js';
 import { MarketsService, marketRoutes } from './modules/markets/index.js';
 import {
@@ -39,6 +43,7 @@ import { Housekeeping } from './platform/events/housekeeping.js';
 import { OutboxRelay, type RelayOptions } from './platform/events/relay.js';
 import { Transactor } from './platform/events/unit-of-work.js';
 import { createLogger, type Logger } from './platform/logging.js';
+import { Sealer } from './platform/sealing.js';
 import { SchemaValidator } from './platform/validation.js';
 
 export const VERSION = '0.1.0';
@@ -227,12 +232,28 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     transactor,
     logger,
     metrics,
+    // Signing secrets are sealed at rest under a key of their own, derived from the master key
+    // the tokenization service checked above (D30).
+    sealer: new Sealer(tokenization.deriveKey(WEBHOOK_SECRETS_KEY_INFO)),
     options: {
       source: config.source,
       shapers: { json: shaper, 'confluent-wire': shaper },
       checkSchemaVersions: (versions) => shaper.checkSchemaVersions(versions),
     },
   });
+  // A database from before sealing holds clear secrets: seal them now, before this process
+  // serves or sends anything.
+  const sealedSecrets = await webhooks.service.sealStoredSecrets().catch(async (error: unknown) => {
+    await bus.close();
+    await storage.close();
+    throw error;
+  });
+  if (sealedSecrets > 0) {
+    logger.info(
+      { subscriptions: sealedSecrets },
+      'webhooks: sealed the signing secrets that were stored in clear',
+    );
+  }
 
   const readiness = {
     async check() {

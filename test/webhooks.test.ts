@@ -1,13 +1,17 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubMetrics } from '../src/api/metrics.js';
 import { buildServer } from '../src/api/server.js';
 import { createHub, type Hub } from '../src/app.js';
 import {
   createWebhooks,
+  generateWebhookSecret,
   verifyWebhookSignature,
+  WEBHOOK_SECRET_UNREADABLE,
+  WEBHOOK_SECRETS_KEY_INFO,
   type Delivery,
   type DeliveryDetail,
   type DispatcherOptions,
@@ -18,6 +22,7 @@ import {
 } from '../src/modules/webhooks/index.js';
 import { systemContext } from '../src/platform/context.js';
 import { createLogger } from '../src/platform/logging.js';
+import { SEALED_PREFIX, Sealer } from '../src/platform/sealing.js';
 import { fixtures, hubShapes, startTestHub, type TestHub } from './support/hub.js';
 import { PG_URL, waitFor } from './support/targets.js';
 
@@ -109,6 +114,7 @@ async function attach(hub: Hub, adminKey: string, options: WebhooksOptions = { d
     transactor: hub.transactor,
     logger: createLogger({ level: 'silent' }),
     metrics,
+    sealer: new Sealer(hub.services.tokenization.deriveKey(WEBHOOK_SECRETS_KEY_INFO)),
     options,
   });
   const server = await buildServer({
@@ -125,6 +131,38 @@ async function attach(hub: Hub, adminKey: string, options: WebhooksOptions = { d
   webhooks.start();
   return { webhooks, server, metrics, api: apiOf(server, adminKey) };
 }
+
+/** Every row of webhook_subscriptions, every column, as text: what a database reader sees. */
+async function subscriptionTable(hub: Hub): Promise<string> {
+  const result = await sql<Record<string, unknown>>`select * from webhook_subscriptions`.execute(
+    hub.storage.db,
+  );
+  return JSON.stringify(result.rows);
+}
+
+async function storedSecrets(hub: Hub, id: string) {
+  const result = await sql<{ secret: string; previous_secret: string | null }>`
+    select secret, previous_secret from webhook_subscriptions where id = ${id}`.execute(
+    hub.storage.db,
+  );
+  return result.rows[0]!;
+}
+
+async function storeSecrets(
+  hub: Hub,
+  id: string,
+  secret: string,
+  previous: { secret: string; expiresAt: number } | null = null,
+): Promise<void> {
+  await sql`
+    update webhook_subscriptions
+    set secret = ${secret}, previous_secret = ${previous?.secret ?? null},
+      previous_secret_expires_at = ${previous?.expiresAt ?? null}
+    where id = ${id}`.execute(hub.storage.db);
+}
+
+/** `sealed:v1:`, then base64 of iv (12) | tag (16) | a whsec_ secret's ciphertext (49). */
+const SEALED_SECRET = /^sealed:v1:[A-Za-z0-9+/]{103}=$/;
 
 function apiOf(server: FastifyInstance, adminKey: string) {
   return async (
@@ -605,6 +643,104 @@ describe.each(hubShapes)('outbound webhooks: %s', (shape) => {
     expect([...ids].sort().reverse()).toEqual(ids);
   });
 
+  it('stores signing secrets sealed, after create and after a rotation; both still sign', async () => {
+    const { id, secret: old } = await subscribe({
+      url: sub.url('/sealed'),
+      eventTypes: ['market.*'],
+      markets: ['DE-K1'],
+    });
+    const afterCreate = await subscriptionTable(t.hub);
+    expect(afterCreate).toContain(id);
+    expect(afterCreate).not.toContain(old.slice('whsec_'.length));
+    expect(afterCreate).not.toContain('whsec_');
+    const created = await storedSecrets(t.hub, id);
+    expect(created.secret).toMatch(SEALED_SECRET);
+    expect(created.previous_secret).toBeNull();
+
+    const rotated = await api('POST', `/v1/webhooks/${id}/rotate-secret`);
+    expect(rotated.status).toBe(200);
+    const fresh = rotated.json.secret as string;
+    const afterRotation = await subscriptionTable(t.hub);
+    for (const secret of [old, fresh]) expect(afterRotation).not.toContain(secret.slice(6));
+    expect(afterRotation).not.toContain('whsec_');
+    const stored = await storedSecrets(t.hub, id);
+    expect(stored.secret).toMatch(SEALED_SECRET);
+    expect(stored.secret).not.toBe(created.secret);
+    // The secret that signed until now is kept as sealed at creation: bound to the row, not the column.
+    expect(stored.previous_secret).toBe(created.secret);
+
+    await putMarket('DE-K1');
+    await waitFor(() => sub.at('/sealed').length === 1);
+    const hit = sub.at('/sealed')[0]!;
+    const header = hit.headers['nexus-signature'] as string;
+    expect(header.match(/v1=/g)).toHaveLength(2);
+    expect(verifyWebhookSignature(fresh, header, hit.body)).toBe(true);
+    expect(verifyWebhookSignature(old, header, hit.body)).toBe(true);
+    // What is stored is not what signs.
+    expect(verifyWebhookSignature(stored.secret, header, hit.body)).toBe(false);
+    await settled(id, 1);
+  });
+
+  it('fails a delivery whose sealed secret does not open, sends nothing, and recovers by rotation', async () => {
+    const { id: source } = await subscribe({
+      url: sub.url('/tamper-source'),
+      eventTypes: ['market.*'],
+      markets: ['DE-U1'],
+    });
+    const { id: copied } = await subscribe({
+      url: sub.url('/tamper-copied'),
+      eventTypes: ['market.*'],
+      markets: ['DE-U1'],
+    });
+    const { id: flipped } = await subscribe({
+      url: sub.url('/tamper-flipped'),
+      eventTypes: ['market.*'],
+      markets: ['DE-U1'],
+    });
+    // Another row's sealed secret (valid, but bound to that row), and one altered byte.
+    await storeSecrets(t.hub, copied, (await storedSecrets(t.hub, source)).secret);
+    const own = (await storedSecrets(t.hub, flipped)).secret;
+    const blob = Buffer.from(own.slice(SEALED_PREFIX.length), 'base64');
+    blob[blob.length - 1]! ^= 1;
+    await storeSecrets(t.hub, flipped, SEALED_PREFIX + blob.toString('base64'));
+
+    await putMarket('DE-U1');
+    await settled(source, 1);
+    const [copiedDead] = await settled(copied, 1, 'dead');
+    const [flippedDead] = await settled(flipped, 1, 'dead');
+    for (const [id, delivery] of [
+      [copied, copiedDead!],
+      [flipped, flippedDead!],
+    ] as const) {
+      expect(delivery).toMatchObject({ attempts: 4, lastStatusCode: null });
+      expect(delivery.lastError).toMatch(new RegExp(`^${WEBHOOK_SECRET_UNREADABLE}: `));
+      const { attemptLog } = await detail(id, delivery.id);
+      expect(attemptLog.map((a) => a.error?.split(':')[0])).toEqual(
+        Array(4).fill(WEBHOOK_SECRET_UNREADABLE),
+      );
+      expect(attemptLog.every((a) => a.statusCode === null)).toBe(true);
+    }
+    // Nothing went out for them, signed or not.
+    expect(sub.at('/tamper-copied')).toHaveLength(0);
+    expect(sub.at('/tamper-flipped')).toHaveLength(0);
+
+    // A rotation repairs it: the unreadable secret is dropped, not kept as the previous one.
+    const rotated = await api('POST', `/v1/webhooks/${copied}/rotate-secret`);
+    expect(rotated.status).toBe(200);
+    expect(rotated.json.previousSecretExpiresAt).toBeNull();
+    expect((await storedSecrets(t.hub, copied)).previous_secret).toBeNull();
+    const redelivered = await api(
+      'POST',
+      `/v1/webhooks/${copied}/deliveries/${copiedDead!.id}/redeliver`,
+    );
+    expect(redelivered.status).toBe(202);
+    await settled(copied, 1);
+    const [hit] = sub.at('/tamper-copied');
+    const header = hit!.headers['nexus-signature'] as string;
+    expect(header.match(/v1=/g)).toHaveLength(1);
+    expect(verifyWebhookSignature(rotated.json.secret as string, header, hit!.body)).toBe(true);
+  });
+
   it('counts deliveries in the metrics', async () => {
     const text = await metrics.registry.getSingleMetricAsString('nexus_webhook_deliveries_total');
     for (const outcome of ['succeeded', 'failed', 'dead']) {
@@ -612,6 +748,80 @@ describe.each(hubShapes)('outbound webhooks: %s', (shape) => {
     }
   });
 });
+
+// A database from before sealing: clear secrets are sealed when the hub starts, and still sign.
+describe.each(hubShapes.filter((shape) => shape !== 'postgres+nats'))(
+  'webhook secrets stored in clear by an older hub: %s',
+  (shape) => {
+    let t: TestHub;
+    let sub: Subscriber;
+    let attached: Awaited<ReturnType<typeof attach>> | undefined;
+
+    beforeAll(async () => {
+      t = await startTestHub(shape);
+      sub = await startSubscriber();
+    });
+    afterAll(async () => {
+      await attached?.webhooks.stop();
+      await attached?.server.close();
+      await sub.close();
+      await t.dispose();
+    });
+
+    it('seals them at startup, once, and signs with them as before', async () => {
+      const service = t.hub.services.webhooks;
+      const input = { eventTypes: ['market.*'], markets: ['DE-L1'] };
+      const rotating = await service.create(ctx, { url: sub.url('/legacy-rotating'), ...input });
+      const plain = await service.create(ctx, { url: sub.url('/legacy-plain'), ...input });
+      const clear = {
+        current: generateWebhookSecret(),
+        previous: generateWebhookSecret(),
+        plain: generateWebhookSecret(),
+      };
+      await storeSecrets(t.hub, rotating.subscription.id, clear.current, {
+        secret: clear.previous,
+        expiresAt: Date.now() + 3600_000,
+      });
+      await storeSecrets(t.hub, plain.subscription.id, clear.plain);
+      expect(await subscriptionTable(t.hub)).toContain(clear.previous);
+
+      await t.restart();
+
+      const table = await subscriptionTable(t.hub);
+      for (const secret of Object.values(clear)) expect(table).not.toContain(secret.slice(6));
+      expect(table).not.toContain('whsec_');
+      const sealed = {
+        rotating: await storedSecrets(t.hub, rotating.subscription.id),
+        plain: await storedSecrets(t.hub, plain.subscription.id),
+      };
+      expect(sealed.rotating.secret).toMatch(SEALED_SECRET);
+      expect(sealed.rotating.previous_secret).toMatch(SEALED_SECRET);
+      expect(sealed.plain.secret).toMatch(SEALED_SECRET);
+      expect(sealed.plain.previous_secret).toBeNull();
+      // Idempotent: a second run finds nothing to seal and changes nothing.
+      expect(await t.hub.services.webhooks.sealStoredSecrets()).toBe(0);
+      expect(await storedSecrets(t.hub, rotating.subscription.id)).toEqual(sealed.rotating);
+
+      attached = await attach(t.hub, t.adminKey);
+      const market = await t.request('PUT', '/v1/markets/DE-L1', {
+        body: fixtures.market('DE-L1'),
+      });
+      expect(market.status).toBe(201);
+      await waitFor(
+        () => sub.at('/legacy-rotating').length === 1 && sub.at('/legacy-plain').length === 1,
+      );
+      const [both] = sub.at('/legacy-rotating');
+      const header = both!.headers['nexus-signature'] as string;
+      expect(header.match(/v1=/g)).toHaveLength(2);
+      expect(verifyWebhookSignature(clear.current, header, both!.body)).toBe(true);
+      expect(verifyWebhookSignature(clear.previous, header, both!.body)).toBe(true);
+      const [one] = sub.at('/legacy-plain');
+      const signature = one!.headers['nexus-signature'] as string;
+      expect(signature.match(/v1=/g)).toHaveLength(1);
+      expect(verifyWebhookSignature(clear.plain, signature, one!.body)).toBe(true);
+    });
+  },
+);
 
 describe('webhooks with a pluggable event shaper', () => {
   let t: TestHub;

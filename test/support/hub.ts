@@ -26,6 +26,8 @@ export interface TestHub {
     json: unknown;
     body: string;
   }>;
+  /** Closes the hub and starts it again on the same database and configuration. */
+  restart(): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -66,7 +68,7 @@ export async function startTestHub(
       Object.assign(raw, extra);
     },
   });
-  const hub = await createHub(config, { logger: createLogger({ level: 'silent' }) });
+  let hub = await createHub(config, { logger: createLogger({ level: 'silent' }) });
   hub.relay.start();
   const { secret } = await hub.services.access.create({
     name: 'test admin',
@@ -75,7 +77,9 @@ export async function startTestHub(
   });
 
   return {
-    hub,
+    get hub() {
+      return hub;
+    },
     adminKey: secret,
     async request(method, url, options = {}) {
       const key = options.key === undefined ? secret : options.key;
@@ -98,6 +102,11 @@ export async function startTestHub(
         json = undefined;
       }
       return { status: response.statusCode, headers: response.headers, json, body: response.body };
+    },
+    async restart() {
+      await hub.close();
+      hub = await createHub(config, { logger: createLogger({ level: 'silent' }) });
+      hub.relay.start();
     },
     async dispose() {
       await hub.close();

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import type { TSchema } from '@sinclair/typebox';
 import { NexusError, type ErrorCode, type FieldError } from '../../model/errors.js';
 import { INBOUND_PERSONAL_DATA, type EventType } from '../../model/events.js';
@@ -6,6 +7,7 @@ import type { Context } from '../../platform/context.js';
 import type { Executor, Storage } from '../../platform/db/storage.js';
 import type { Transactor } from '../../platform/events/unit-of-work.js';
 import type { Logger } from '../../platform/logging.js';
+import { deriveSealingKey } from '../../platform/sealing.js';
 import { SchemaValidator } from '../../platform/validation.js';
 import { hasScope } from '../access/index.js';
 import {
@@ -318,6 +320,15 @@ export class TokenizationService implements InboundTokenizer {
   /** The configured kind of a field class. */
   kindOf(fieldClass: FieldClass): TokenizationKind {
     return this.deps.settings.kinds[fieldClass];
+  }
+
+  /**
+   * A key for a purpose outside tokenization (webhook signing secrets at rest), derived from the
+   * master key with HKDF-SHA-256 and `info` naming the purpose. The master does not leave this
+   * service, and the derivation's own salt keeps the key apart from every tokenization key.
+   */
+  deriveKey(info: string): KeyObject {
+    return deriveSealingKey(this.master, info);
   }
 
   // --- tokenize ----------------------------------------------------------------------------

@@ -2,6 +2,8 @@ import { uuidv7 } from '../../model/ids.js';
 import type { EventEnvelope } from '../../model/schemas/event.js';
 import type { Storage } from '../../platform/db/storage.js';
 import type { Logger } from '../../platform/logging.js';
+import type { Sealer } from '../../platform/sealing.js';
+import { OpenedSecrets, WebhookSecrets, WebhookSecretUnreadableError } from './secrets.js';
 import type { EventShapers, WebhookFormat } from './shaper.js';
 import { signatureHeader } from './signature.js';
 import {
@@ -82,6 +84,8 @@ export interface WebhookMetrics {
 export interface DispatcherDeps {
   storage: Storage;
   shapers: EventShapers;
+  /** Opens the sealed signing secrets (the key WebhooksService seals them under). */
+  sealer: Sealer;
   logger?: Logger | undefined;
   metrics?: WebhookMetrics | undefined;
 }
@@ -110,12 +114,14 @@ export class WebhookDispatcher {
   private readonly serving = new Map<string, Promise<void>>();
   private scanning: Promise<void> | null = null;
   private rescan = false;
+  private readonly secrets: OpenedSecrets;
 
   constructor(
     private readonly deps: DispatcherDeps,
     options: Partial<DispatcherOptions> = {},
   ) {
     this.options = { ...DEFAULT_DISPATCHER_OPTIONS, ...options };
+    this.secrets = new OpenedSecrets(new WebhookSecrets(deps.sealer));
   }
 
   start(): void {
@@ -218,6 +224,14 @@ export class WebhookDispatcher {
     } catch (failure) {
       error = describe(failure, this.options.timeoutMs);
       permanent = isPermanent(failure);
+      if (failure instanceof WebhookSecretUnreadableError) {
+        // Retried as any failure: the delivery keeps its place and goes out once the secret
+        // is rotated. Never sent unsigned.
+        this.deps.logger?.error(
+          { subscription: subscription.id, delivery: delivery.id, code: failure.code },
+          'webhooks: signing secret cannot be opened; nothing sent (rotate the secret)',
+        );
+      }
     }
     const now = Date.now();
     let outcome: AttemptOutcome;
@@ -290,6 +304,16 @@ export class WebhookDispatcher {
     subscription: SubscriptionRow,
     delivery: DeliveryRow,
   ): Promise<{ status: number; body: string }> {
+    const now = Date.now();
+    // Opened before anything else: without its secrets a delivery is not sent at all.
+    const secrets = [this.secrets.get(subscription.id, subscription.secret, 'secret')];
+    if (
+      subscription.previous_secret !== null &&
+      (subscription.previous_secret_expires_at ?? 0) > now
+    )
+      secrets.push(
+        this.secrets.get(subscription.id, subscription.previous_secret, 'previous_secret'),
+      );
     const format = subscription.format as WebhookFormat;
     const shaper = this.deps.shapers[format];
     if (!shaper) throw new Error(`no event shaper is configured for format '${format}'`);
@@ -300,14 +324,7 @@ export class WebhookDispatcher {
         ? (JSON.parse(subscription.schema_versions) as Record<string, number>)
         : {},
     });
-    const now = Date.now();
-    const timestamp = Math.floor(now / 1000);
-    const secrets = [subscription.secret];
-    if (
-      subscription.previous_secret !== null &&
-      (subscription.previous_secret_expires_at ?? 0) > now
-    )
-      secrets.push(subscription.previous_secret);
+    const timestamp = Math.floor(Date.now() / 1000);
     const signal = AbortSignal.timeout(this.options.timeoutMs);
     const response = await fetch(subscription.url, {
       method: 'POST',
@@ -359,6 +376,8 @@ function isPermanent(failure: unknown): boolean {
 }
 
 function describe(failure: unknown, timeoutMs: number): string {
+  // A stable code first, for people and tools reading the delivery log.
+  if (failure instanceof WebhookSecretUnreadableError) return `${failure.code}: ${failure.message}`;
   if (failure instanceof Error) {
     if (failure.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
     const cause = failure.cause instanceof Error ? `: ${failure.cause.message}` : '';

@@ -8,6 +8,7 @@ import type { Storage } from '../../platform/db/storage.js';
 import { ConsumerGroup } from '../../platform/events/consumer.js';
 import type { Transactor } from '../../platform/events/unit-of-work.js';
 import type { Logger } from '../../platform/logging.js';
+import type { Sealer } from '../../platform/sealing.js';
 import { WebhookDispatcher, type DispatcherOptions, type WebhookMetrics } from './dispatcher.js';
 import { eventSubject } from '../../platform/bus/bus.js';
 import { FANOUT_GROUP, fanOutHandler, SubscriptionSnapshot } from './fanout.js';
@@ -47,6 +48,11 @@ export {
   signatureHeader,
   verifyWebhookSignature,
 } from './signature.js';
+export {
+  WEBHOOK_SECRET_UNREADABLE,
+  WEBHOOK_SECRETS_KEY_INFO,
+  WebhookSecretUnreadableError,
+} from './secrets.js';
 export { eventTypeMatches, matchesEvent, type SubscriptionFilter } from './filters.js';
 export { webhookRoutes } from './routes.js';
 
@@ -75,6 +81,12 @@ export interface WebhooksDeps {
   storage: Storage;
   bus: EventBus;
   transactor: Transactor;
+  /**
+   * Seals signing secrets at rest: app.ts builds it on the key the tokenization service derives
+   * from the master key for {@link WEBHOOK_SECRETS_KEY_INFO}. Every hub process sharing a
+   * database must use the same master key.
+   */
+  sealer: Sealer;
   logger?: Logger;
   metrics?: WebhookMetrics;
   options?: WebhooksOptions;
@@ -94,13 +106,20 @@ export function createWebhooks(deps: WebhooksDeps): Webhooks {
   const options = deps.options ?? {};
   const shapers: EventShapers = { json: new JsonEventShaper(), ...options.shapers };
   const dispatcher = new WebhookDispatcher(
-    { storage: deps.storage, shapers, logger: deps.logger, metrics: deps.metrics },
+    {
+      storage: deps.storage,
+      shapers,
+      sealer: deps.sealer,
+      logger: deps.logger,
+      metrics: deps.metrics,
+    },
     options.dispatch,
   );
   const snapshot = new SubscriptionSnapshot(deps.storage.db);
   const service = new WebhooksService({
     changed: () => snapshot.invalidate(),
     db: deps.storage.db,
+    sealer: deps.sealer,
     shapers,
     kick: () => dispatcher.kick(),
     source: options.source ?? '//nexus/hub',

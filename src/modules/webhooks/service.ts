@@ -5,6 +5,7 @@ import { eventSubject } from '../../platform/bus/bus.js';
 import type { Context } from '../../platform/context.js';
 import type { Executor } from '../../platform/db/storage.js';
 import { decodeCursor, encodeCursor, type Page } from '../../platform/resources.js';
+import type { Sealer } from '../../platform/sealing.js';
 import { subjectFilterProblem } from './filters.js';
 import {
   WEBHOOK_FORMATS,
@@ -12,6 +13,7 @@ import {
   type SchemaVersionsCheck,
   type WebhookFormat,
 } from './shaper.js';
+import { WebhookSecrets } from './secrets.js';
 import { generateWebhookSecret } from './signature.js';
 import {
   deleteSubscription,
@@ -24,6 +26,7 @@ import {
   listSubscriptions,
   purgeFinished,
   redeliver,
+  sealClearSecrets,
   updateSubscription,
   type AttemptRow,
   type DeliveryRow,
@@ -99,6 +102,8 @@ export interface DeliveryDetail extends Delivery {
 
 export interface WebhooksServiceDeps {
   db: Executor;
+  /** Seals signing secrets at rest (a key derived from the master key for webhook secrets). */
+  sealer: Sealer;
   shapers: EventShapers;
   /** Wakes this process's dispatcher (work became due). */
   kick: () => void;
@@ -183,9 +188,19 @@ const invalid = (errors: FieldError[]) =>
  */
 export class WebhooksService {
   private readonly rotationOverlapMs: number;
+  private readonly secrets: WebhookSecrets;
 
   constructor(private readonly deps: WebhooksServiceDeps) {
     this.rotationOverlapMs = deps.rotationOverlapMs ?? DAY_MS;
+    this.secrets = new WebhookSecrets(deps.sealer);
+  }
+
+  /**
+   * Seals signing secrets stored in clear (databases from before sealing), in place, in one
+   * transaction; returns how many subscriptions it sealed. Idempotent: app.ts runs it at start.
+   */
+  sealStoredSecrets(): Promise<number> {
+    return sealClearSecrets(this.deps.db, (id, secret) => this.secrets.seal(id, secret));
   }
 
   /** Creates a subscription; the signing secret is in this answer only. */
@@ -196,12 +211,13 @@ export class WebhooksService {
     const fields = this.check(ctx, input);
     await this.checkSchemaVersions(input);
     const now = Date.now();
+    const id = uuidv7(now);
     const secret = generateWebhookSecret();
     const row: SubscriptionRow = {
-      id: uuidv7(now),
+      id,
       ...fields,
       status_reason: null,
-      secret,
+      secret: this.secrets.seal(id, secret),
       previous_secret: null,
       previous_secret_expires_at: null,
       lease_owner: null,
@@ -263,6 +279,8 @@ export class WebhooksService {
   /**
    * A new signing secret, in this answer only. For `rotationOverlapMs` (24 h) requests carry
    * two signatures, one per secret, so the subscriber can switch over without losing events.
+   * A current secret that cannot be opened (WEBHOOK_SECRET_UNREADABLE) is dropped, not kept as
+   * the previous one: rotating is how such a subscription is repaired.
    */
   async rotateSecret(
     ctx: Context,
@@ -271,10 +289,11 @@ export class WebhooksService {
     const current = await this.row(ctx, id);
     const now = Date.now();
     const secret = generateWebhookSecret();
+    const previous = this.secrets.resealed(id, current.secret);
     await updateSubscription(this.deps.db, id, {
-      secret,
-      previous_secret: current.secret,
-      previous_secret_expires_at: now + this.rotationOverlapMs,
+      secret: this.secrets.seal(id, secret),
+      previous_secret: previous,
+      previous_secret_expires_at: previous === null ? null : now + this.rotationOverlapMs,
       updated_at: Math.max(now, current.updated_at + 1),
     });
     this.deps.changed?.();

@@ -1,5 +1,6 @@
 import { sql, type Generated } from 'kysely';
 import type { Executor } from '../../platform/db/storage.js';
+import { isSealed, SEALED_PREFIX } from '../../platform/sealing.js';
 
 /**
  * All SQL of the webhooks module. Tables are created by migration 0007_webhooks; their types
@@ -30,8 +31,9 @@ export type SubscriptionRow = {
   schema_versions: string | null;
   format: string;
   /**
-   * Kept as is: the dispatcher must recover it to sign. Issue 5's tokenization vault will
-   * encrypt it at rest (and previous_secret with it).
+   * Sealed (`sealed:v1:...`, AES-256-GCM bound to the id; see secrets.ts), as is
+   * previous_secret: the dispatcher must recover them to sign, and nobody who reads the table
+   * may.
    */
   secret: string;
   previous_secret: string | null;
@@ -149,6 +151,57 @@ export async function deleteSubscription(db: Executor, id: string): Promise<bool
     .where('id', '=', id)
     .executeTakeFirst();
   return changed(result);
+}
+
+/**
+ * Seals the secrets stored before sealing existed, in one transaction on the root connection
+ * `db`; returns how many rows changed. Each update is conditional on the values read, so a hub
+ * process doing the same at the same moment changes nothing the other already sealed, and a
+ * second run finds nothing to do.
+ */
+export function sealClearSecrets(
+  db: Executor,
+  seal: (id: string, secret: string) => string,
+): Promise<number> {
+  const sealed = `${SEALED_PREFIX}%`;
+  return db.transaction().execute(async (trx) => {
+    const rows = await tables(trx)
+      .selectFrom('webhook_subscriptions')
+      .select(['id', 'secret', 'previous_secret'])
+      .where((eb) =>
+        eb.or([
+          eb('secret', 'not like', sealed),
+          eb.and([
+            eb('previous_secret', 'is not', null),
+            eb('previous_secret', 'not like', sealed),
+          ]),
+        ]),
+      )
+      // One lock order for every process: concurrent runs wait instead of deadlocking.
+      .orderBy('id')
+      .execute();
+    let count = 0;
+    for (const row of rows) {
+      const previous = row.previous_secret;
+      const result = await tables(trx)
+        .updateTable('webhook_subscriptions')
+        .set({
+          secret: isSealed(row.secret) ? row.secret : seal(row.id, row.secret),
+          previous_secret:
+            previous === null || isSealed(previous) ? previous : seal(row.id, previous),
+        })
+        .where('id', '=', row.id)
+        .where('secret', '=', row.secret)
+        .where((eb) =>
+          previous === null
+            ? eb('previous_secret', 'is', null)
+            : eb('previous_secret', '=', previous),
+        )
+        .executeTakeFirst();
+      if (changed(result)) count++;
+    }
+    return count;
+  });
 }
 
 // Deliveries

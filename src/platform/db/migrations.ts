@@ -384,7 +384,8 @@ const steps: Record<string, Step> = {
       .addColumn('status_reason', 'text')
       .addColumn('schema_versions', 'text')
       .addColumn('format', 'text', (c) => c.notNull())
-      // As is for now: it must be recoverable to sign. Issue 5's vault will encrypt it.
+      // Sealed by the webhooks module (AES-256-GCM, `sealed:v1:...`, D30); hubs from before
+      // sealing wrote it in clear, and the first start since seals such rows.
       .addColumn('secret', 'text', (c) => c.notNull())
       .addColumn('previous_secret', 'text')
       .addColumn('previous_secret_expires_at', int64)
