@@ -34,7 +34,7 @@ interface Run {
 }
 
 /** 50 stores, 2,000 SKUs with 1,000 units at every store, and a hot SKU with plenty. */
-async function seed(hub: Hub): Promise<void> {
+export async function seed(hub: Hub): Promise<void> {
   const ctx = systemContext('bench');
   const s = hub.services;
   await s.markets.bulkUpsert(ctx, [
@@ -206,7 +206,7 @@ const levelEnvelope = (sku: string, locationId: string, free: number, taken: num
  * The raw baseline works on copies of the stock table and the outbox, with the same columns
  * and indexes, so it does the same database work without disturbing the hub's record.
  */
-async function rawTables(hub: Hub): Promise<void> {
+export async function rawTables(hub: Hub): Promise<void> {
   const db = hub.storage.db;
   if (hub.storage.dialect === 'postgres') {
     await sql`create table raw_levels (like inventory_levels including all)`.execute(db);
@@ -376,7 +376,7 @@ const RESERVATION_COLUMNS = `(${RESERVATION_NAMES.join(', ')})`;
  * after commit. Nothing else (no validation, no event building beyond a fixed text, no relay),
  * so the hub can approach it but not pass it.
  */
-async function floorPostgres(
+export async function floorPostgres(
   url: string,
   clients: number,
   total: number,

@@ -87,7 +87,7 @@ export interface EventBus {
   /**
    * Only a bus whose stream lives in the same database as the outbox (the embedded bus on its
    * own storage): moves up to `limit` of the oldest outbox rows onto the stream and deletes
-   * them, in one transaction, and returns how many moved; `null` when `outbox` is another
+   * them, atomically, and returns how many moved; `null` when `outbox` is another
    * database. `beforeCommit` is fault injection for tests.
    */
   takeFromOutbox?(

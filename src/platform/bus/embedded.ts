@@ -77,9 +77,9 @@ export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = 
   }
 
   /**
-   * The relay's path when the outbox is in this database: one transaction copies the oldest
-   * rows onto the stream in seq order and deletes them, so nothing is read into this process
-   * or written twice, and a crash leaves either both or neither.
+   * The relay's path when the outbox is in this database: the oldest rows are copied onto the
+   * stream in seq order and deleted, atomically, so nothing is read into this process or
+   * written twice, and a crash leaves either both or neither.
    */
   async function takeFromOutbox(
     outbox: Storage,
@@ -87,39 +87,50 @@ export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = 
     beforeCommit?: () => Promise<void> | void,
   ): Promise<number | null> {
     if (outbox !== storage) return null;
-    // Most calls find nothing (with an appender the outbox stays empty): no transaction then.
-    const { rows: pending } = await sql`select seq from outbox order by seq limit 1`.execute(db);
-    if (pending.length === 0) return 0;
     const now = Date.now();
-    const moved = await storage.transaction(async (trx) => {
-      let n: number;
-      if (storage.dialect === 'postgres') {
-        // Rows enter bus_messages in the order the ordered SELECT yields them, which is the
-        // order their stream seq is drawn in.
-        const { rows } = await sql<{ n: number }>`
-          with moved as (
-            delete from outbox where seq in (select seq from outbox order by seq limit ${limit})
-            returning seq, event_id, subject, partition_key, envelope),
-          copied as (
-            insert into bus_messages (event_id, subject, partition_key, envelope, published_at)
-            select event_id, subject, partition_key, envelope, ${now} from moved order by seq
-            on conflict (event_id) do nothing)
-          select count(*)::int as n from moved`.execute(trx);
-        n = Number(rows[0]?.n ?? 0);
-      } else {
+    let moved: number;
+    if (storage.dialect === 'postgres') {
+      // One statement is its own transaction: one round trip per call, where a check for
+      // pending rows plus begin, move and commit took four (the relay runs after every commit).
+      // Only fault injection needs a transaction around it, to stop between move and commit.
+      moved = beforeCommit
+        ? await storage.transaction(async (trx) => {
+            const n = await movePostgres(trx, limit, now);
+            await beforeCommit();
+            return n;
+          })
+        : await movePostgres(db, limit, now);
+    } else {
+      // Most calls find nothing (with an appender the outbox stays empty): no transaction then.
+      const { rows: pending } = await sql`select seq from outbox order by seq limit 1`.execute(db);
+      if (pending.length === 0) return 0;
+      moved = await storage.transaction(async (trx) => {
         // SQLite has one writer: the two statements see the same oldest rows.
         await sql`insert into bus_messages (event_id, subject, partition_key, envelope, published_at)
           select event_id, subject, partition_key, envelope, ${now} from outbox where true
           order by seq limit ${limit} on conflict (event_id) do nothing`.execute(trx);
         const result = await sql`delete from outbox
           where seq in (select seq from outbox order by seq limit ${limit})`.execute(trx);
-        n = Number(result.numAffectedRows ?? 0n);
-      }
-      await beforeCommit?.();
-      return n;
-    });
+        await beforeCommit?.();
+        return Number(result.numAffectedRows ?? 0n);
+      });
+    }
     if (moved > 0) wakeAll();
     return moved;
+  }
+
+  /** Rows enter bus_messages in the order the ordered SELECT yields them: their seq order. */
+  async function movePostgres(executor: Executor, limit: number, now: number): Promise<number> {
+    const { rows } = await sql<{ n: number }>`
+      with moved as (
+        delete from outbox where seq in (select seq from outbox order by seq limit ${limit})
+        returning seq, event_id, subject, partition_key, envelope),
+      copied as (
+        insert into bus_messages (event_id, subject, partition_key, envelope, published_at)
+        select event_id, subject, partition_key, envelope, ${now} from moved order by seq
+        on conflict (event_id) do nothing)
+      select count(*)::int as n from moved`.execute(executor);
+    return Number(rows[0]?.n ?? 0);
   }
 
   type Row = BusMessageTable & { seq: number };
