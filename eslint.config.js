@@ -20,7 +20,8 @@ const DRIVERS = ['pg', 'better-sqlite3', '@nats-io/*'].map((name) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'bin/**', 'coverage/**'] },
+  // bench/_*: local scratch files, ignored by git too.
+  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'bin/**', 'coverage/**', 'bench/_*'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

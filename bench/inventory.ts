@@ -373,8 +373,9 @@ const RESERVATION_COLUMNS = `(${RESERVATION_NAMES.join(', ')})`;
  * by hand. All waiting requests go in one transaction: lock the rows in key order, decide
  * grants in arrival order, one guarded UPDATE per item, one multi-row INSERT of reservations
  * and one of events (the reservations' and one level change per item, as the hub emits), answer
- * after commit. Nothing else (no validation, no event building beyond a fixed text, no relay),
- * so the hub can approach it but not pass it.
+ * after commit. Nothing else (no validation, no event building beyond a fixed text, no relay).
+ * It is the floor of the locking design; the hub's snapshot batches (D31) write the same rows
+ * in one round trip instead of four, so on a hot SKU the hub may come near it or pass it.
  */
 export async function floorPostgres(
   url: string,
@@ -885,15 +886,18 @@ synchronous_commit=on; SQLite WAL synchronous=NORMAL), the outbox relay running.
 
 "hub service" is \`InventoryService.reserve\` (the reservation queue: group commit, D19): each
 reservation commits with its \`inventory.reservation.created.v1\` event and a
-\`inventory.level.changed.v1\` per item per transaction. "raw" is what one would write by hand:
+\`inventory.level.changed.v1\` per item per transaction. On PostgreSQL a batch whose rows the
+process committed last is decided on them and written as one statement guarded by their
+versions, without a lock (D31); otherwise it locks them. "raw" is what one would write by hand:
 one transaction per reservation with a conditional UPDATE and one outbox INSERT, on the same
 database in the same run (64 clients = 64 connections). "${FLOOR}" is the database's limit for
 what the hub must write, by hand: the group commit the issue describes (all waiting requests
 in one transaction, rows locked in key order, grants in arrival order, one guarded UPDATE per
 item) with one multi-row INSERT of the reservation rows and one of the events (each
 reservation's, and one level change per item changed, as the hub writes), and nothing else: no
-validation, a fixed event text, no relay or stream. "of floor" is the hub's rate as a share of
-it.
+validation, a fixed event text, no relay or stream: four round trips per batch, the locking
+design's floor (the hub's snapshot batches take one). "of floor" is the hub's rate as a share
+of it.
 
 ${table(
   [

@@ -170,6 +170,19 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     throw error;
   });
 
+  const outboxBacklog = async () => {
+    const row = await storage.db
+      .selectFrom('outbox')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  };
+  const metrics = new HubMetrics({
+    outboxBacklog,
+    eventsPublished: () => relay.status.published + appended,
+    relayLeader: () => relay.status.leader,
+  });
+
   const access = new AccessService(storage.db);
   const markets = new MarketsService({ db: storage.db, transactor });
   const locations = new LocationsService({ db: storage.db, transactor, markets });
@@ -183,6 +196,8 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       concurrency:
         config.inventory.reservationConcurrency || (storage.dialect === 'postgres' ? 2 : 1),
     },
+    snapshots: config.inventory.snapshotReservations ? {} : false,
+    metrics,
   });
   const availabilityFeed = new AvailabilityFeed(bus, inventory.sites, {
     capacity: config.inventory.liveReplayCapacity,
@@ -191,19 +206,6 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   const expiry = new ReservationExpiry(inventory, {
     intervalMs: config.inventory.expiryIntervalMs,
     logger,
-  });
-
-  const outboxBacklog = async () => {
-    const row = await storage.db
-      .selectFrom('outbox')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirst();
-    return Number(row?.n ?? 0);
-  };
-  const metrics = new HubMetrics({
-    outboxBacklog,
-    eventsPublished: () => relay.status.published + appended,
-    relayLeader: () => relay.status.leader,
   });
 
   const dedup = new DedupService({

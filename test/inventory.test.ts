@@ -34,7 +34,7 @@ interface Bulk<R = unknown> {
   }>;
 }
 
-const SKUS = ['INV-A', 'INV-B', 'INV-C', 'INV-HOT'];
+const SKUS = ['INV-A', 'INV-B', 'INV-C', 'INV-HOT', 'INV-SNAP'];
 
 describe.each(hubShapes)('inventory: %s', (shape) => {
   let t: TestHub;
@@ -422,6 +422,80 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
         if (t.hub.storage.dialect === 'postgres')
           await sql`drop function refuse_poison`.execute(db);
       }
+    });
+
+    it('decides a batch on the rows it wrote last, and takes the lock once they changed', async () => {
+      const inventory = t.hub.services.inventory;
+      const ctx = {
+        requestId: 'x',
+        actor: { kind: 'system' as const, id: 't' },
+        scopes: new Set(['*']),
+      };
+      const batches = async () => {
+        const r = await t.request('GET', '/metrics', { key: null });
+        const count = (path: string) =>
+          Number(
+            new RegExp(`nexus_inventory_reservation_batches_total\\{path="${path}"\\} (\\d+)`).exec(
+              r.body,
+            )?.[1] ?? 0,
+          );
+        return { snapshot: count('snapshot'), lock: count('lock'), stale: count('stale') };
+      };
+      const activeHolds = async () => {
+        const { rows } = await sql<{ n: number }>`select count(*) as n from inventory_reservations
+          where sku = 'INV-SNAP' and location_id = 'W1' and status = 'active'`.execute(
+          t.hub.storage.db,
+        );
+        return Number(rows[0]!.n);
+      };
+      const holdsAtStart = await activeHolds();
+      const start = (await levelOf('INV-SNAP', 'W1')) ?? { onHand: 0, reserved: 0, version: 0 };
+      await post('/v1/inventory/receipts', {
+        lines: [{ sku: 'INV-SNAP', locationId: 'W1', quantity: 30 }],
+      });
+      const counted = await batches();
+      const first = await inventory.reserve(ctx, { sku: 'INV-SNAP', locationId: 'W1', quantity: 2 });
+      expect(first.status).toBe('reserved');
+      const afterFirst = await batches();
+      if (t.hub.storage.dialect === 'sqlite') {
+        // One writer: every batch is decided under the database's (only) lock.
+        expect(afterFirst).toEqual({ ...counted, lock: counted.lock + 1 });
+        return;
+      }
+      // The receipt left this process the row: the batch was one guarded statement.
+      expect(afterFirst).toEqual({ ...counted, snapshot: counted.snapshot + 1 });
+      const level = await levelOf('INV-SNAP', 'W1');
+      expect(level).toMatchObject({ onHand: start.onHand + 30, reserved: start.reserved + 2 });
+      await waitFor(() => levelEvents('INV-SNAP', 'W1').some((e) => e.version === level!.version));
+      const change = levelEvents('INV-SNAP', 'W1').find((e) => e.version === level!.version)!;
+      expect(change.before.reserved).toBe(start.reserved);
+      expect(change.after).toMatchObject({ onHand: level!.onHand, reserved: level!.reserved });
+
+      // Changed by hand behind the hub's back (no version given: the database moves it), so
+      // only 3 are left. The snapshot still shows 28; its guarded write must find the change.
+      await sql`update inventory_levels set on_hand = reserved + 3
+        where sku = 'INV-SNAP' and location_id = 'W1'`.execute(t.hub.storage.db);
+      const refused = await inventory.reserve(ctx, { sku: 'INV-SNAP', locationId: 'W1', quantity: 5 });
+      expect(refused).toMatchObject({ status: 'insufficient', available: 3 });
+      expect(await batches()).toEqual({
+        snapshot: afterFirst.snapshot,
+        lock: afterFirst.lock + 1,
+        stale: afterFirst.stale + 1,
+      });
+      // A row another writer changes takes the lock for a while.
+      const granted = await inventory.reserve(ctx, { sku: 'INV-SNAP', locationId: 'W1', quantity: 3 });
+      expect(granted.status).toBe('reserved');
+      expect(await batches()).toMatchObject({
+        snapshot: afterFirst.snapshot,
+        lock: afterFirst.lock + 2,
+      });
+      expect(await levelOf('INV-SNAP', 'W1')).toMatchObject({
+        onHand: start.reserved + 2 + 3,
+        reserved: start.reserved + 5,
+        available: 0,
+      });
+      // The failed statement left nothing: two holds more than at the start, no third.
+      expect(await activeHolds()).toBe(holdsAtStart + 2);
     });
 
     it('reserves in bulk, all or nothing or per line', async () => {

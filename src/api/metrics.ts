@@ -31,6 +31,14 @@ export class HubMetrics {
     registers: [this.registry],
   });
 
+  /** Reservation queue batches by path (modules/inventory, D31). */
+  readonly reservationBatches = new Counter({
+    name: 'nexus_inventory_reservation_batches_total',
+    help: 'Reservation batches by path: snapshot (one guarded statement), lock (locking transaction), stale (a snapshot had changed; the batch took the lock)',
+    labelNames: ['path'] as const,
+    registers: [this.registry],
+  });
+
   constructor(probes: {
     outboxBacklog: () => Promise<number>;
     eventsPublished: () => number;

@@ -131,6 +131,11 @@ export const ConfigSchema = Type.Object(
         reservationBatch: Type.Integer({ minimum: 1, maximum: 5000, default: 256 }),
         /** Reservation transactions in flight at once per process; 0 = by database (1 SQLite, 2 PostgreSQL). */
         reservationConcurrency: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
+        /**
+         * PostgreSQL: a reservation batch whose items this process wrote last is decided on
+         * those rows and written in one guarded statement, without a lock (D31).
+         */
+        snapshotReservations: Type.Boolean({ default: true }),
         /** How often lapsed reservations are looked for. */
         expiryIntervalMs: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000 }),
         /** Availability changes kept in memory for reconnecting live clients. */

@@ -23,6 +23,7 @@ import {
 } from './commands.js';
 import { ChannelPolicy, channelSafetyStock, serves } from './policy.js';
 import { SiteDirectory } from './sites.js';
+import { LevelSnapshots, type SnapshotOptions } from './snapshots.js';
 import {
   failure,
   figures,
@@ -104,6 +105,14 @@ export interface InventoryDeps {
   transactor: Transactor;
   sites?: SiteDirectory;
   queue?: ReservationQueueOptions;
+  /** Snapshot batches (D31, PostgreSQL); `false` sends every reservation through the lock. */
+  snapshots?: SnapshotOptions | false;
+  metrics?: InventoryMetrics;
+}
+
+/** What the inventory counts (api/metrics.ts implements it with Prometheus counters). */
+export interface InventoryMetrics {
+  reservationBatches: { inc(labels: { path: 'snapshot' | 'lock' | 'stale' }): void };
 }
 
 /** Default holds by what a reservation is for (seconds; null = until committed or released). */
@@ -229,10 +238,16 @@ export class InventoryService {
   private readonly validator: SchemaValidator = new SchemaValidator();
 
   private readonly queue: ReservationQueue;
+  /** PostgreSQL: the rows this process last committed, for batches that skip the lock (D31). */
+  private readonly snapshots: LevelSnapshots | null;
 
   constructor(private readonly deps: InventoryDeps) {
     this.sites = deps.sites ?? new SiteDirectory(deps.db);
     this.queue = new ReservationQueue(this, deps.queue);
+    this.snapshots =
+      deps.dialect === 'postgres' && deps.snapshots !== false
+        ? new LevelSnapshots(deps.snapshots)
+        : null;
   }
 
   // ---- commands on stock -------------------------------------------------------------------
@@ -477,6 +492,17 @@ export class InventoryService {
           ? failure('UNKNOWN_REFERENCE', `unknown SKU '${l.sku}'`)
           : this.reserveOne(s, ctx, l, actors?.[i] ?? actorOf(ctx)),
     });
+  }
+
+  /** The queue's batch on the locking path, per line (the lines were checked on submit). */
+  async reserveLinesLocked(
+    ctx: Context,
+    lines: ReserveLine[],
+    actors: readonly string[],
+  ): Promise<Array<LineResult<Reservation>>> {
+    const results = await this.reserveLines(ctx, lines, 'per-line', true, actors, true);
+    this.deps.metrics?.reservationBatches.inc({ path: 'lock' });
+    return results;
   }
 
   private reserveOne(
@@ -981,17 +1007,83 @@ export class InventoryService {
   /** One unit of work around a stock session, retried when PostgreSQL reports a deadlock. */
   async transaction<T>(ctx: Context, work: (session: StockSession) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      let session: StockSession | undefined;
       try {
-        return await this.deps.transactor.run(ctx, async (uow) => {
-          const session = new StockSession(uow, this.deps.dialect, this.sites);
-          const value = await work(session);
+        const value = await this.deps.transactor.run(ctx, async (uow) => {
+          session = new StockSession(
+            uow,
+            this.deps.dialect,
+            this.sites,
+            this.snapshots ?? undefined,
+          );
+          const result = await work(session);
           await session.flush();
-          return value;
+          return result;
         });
+        // Committed: what the rows now hold is the next snapshot batch's starting point.
+        if (session) this.snapshots?.record(session.rows());
+        return value;
       } catch (error) {
         if (!isRetryableConflict(error) || attempt >= 5) throw error;
         await new Promise((r) => setTimeout(r, 2 ** attempt + Math.random() * 10));
+      } finally {
+        session?.end();
       }
+    }
+  }
+
+  /**
+   * The reservation queue's batch without a lock (PostgreSQL, D31): when this process holds a
+   * snapshot of every item and every line can be granted from it, the batch is decided on the
+   * snapshots and written as one statement (its own transaction, one round trip) whose level
+   * updates are guarded by the versions read. Returns null when the batch must take the
+   * locking path instead: an item without a snapshot, contended or being written here; a line
+   * that cannot be granted (a refusal is only ever given under the lock); or a snapshot that
+   * proved stale (nothing was written then).
+   */
+  async reserveFromSnapshots(
+    ctx: Context,
+    lines: readonly ReserveLine[],
+    actors: readonly string[],
+  ): Promise<Array<LineResult<Reservation>> | null> {
+    const snapshots = this.snapshots;
+    if (!snapshots) return null;
+    const keys = lines.map((l) => ({ sku: l.sku, locationId: l.locationId }));
+    const sites = await this.sites.sitesOf(keys.map((k) => k.locationId));
+    if (keys.some((k) => !sites.has(k.locationId))) return null;
+    // take and hold together, with no await between: no other batch of this process can
+    // take these items before this one has written them.
+    const rows = snapshots.take(keys, Date.now());
+    if (!rows) return null;
+    const release = snapshots.holdForSnapshot(keys);
+    let session: StockSession | undefined;
+    try {
+      const results = await this.deps.transactor.runAsOneStatement(ctx, async (uow) => {
+        session = new StockSession(uow, this.deps.dialect, this.sites);
+        session.adopt(rows, sites);
+        const out: Array<LineResult<Reservation>> = [];
+        for (let index = 0; index < lines.length; index++) {
+          const outcome = this.reserveOne(session, ctx, lines[index]!, actors[index]!);
+          if (isFailure(outcome)) return null;
+          out.push({ index, status: 'applied', result: outcome });
+        }
+        await session.flush();
+        return out;
+      });
+      if (results && session) {
+        snapshots.record(session.rows());
+        this.deps.metrics?.reservationBatches.inc({ path: 'snapshot' });
+      }
+      return results;
+    } catch (error) {
+      // A row changed since its snapshot (40001 from the guard): nothing was written, and the
+      // lock path reads the row as it is.
+      if (!isRetryableConflict(error)) throw error;
+      snapshots.stale(keys, Date.now());
+      this.deps.metrics?.reservationBatches.inc({ path: 'stale' });
+      return null;
+    } finally {
+      release();
     }
   }
 
@@ -1149,15 +1241,12 @@ export class ReservationQueue {
       scopes: new Set(['*']),
     };
     let results: Array<LineResult<Reservation>>;
+    const lines = batch.map((w) => w.line);
+    const actors = batch.map((w) => w.actor);
     try {
-      results = await this.service.reserveLines(
-        ctx,
-        batch.map((w) => w.line),
-        'per-line',
-        true,
-        batch.map((w) => w.actor),
-        true,
-      );
+      results =
+        (await this.service.reserveFromSnapshots(ctx, lines, actors)) ??
+        (await this.service.reserveLinesLocked(ctx, lines, actors));
     } catch (error) {
       if (batch.length === 1) {
         batch[0]!.reject(error);

@@ -12,6 +12,7 @@ import type { Dialect } from '../../platform/db/storage.js';
 import type { UnitOfWork } from '../../platform/events/unit-of-work.js';
 import { INVENTORY_EVENTS, itemPartition } from './events.js';
 import type { Site, SiteDirectory } from './sites.js';
+import type { LevelSnapshots } from './snapshots.js';
 import {
   activeReservationsOf,
   ensureLevels,
@@ -124,11 +125,21 @@ export class StockSession {
   /** Reservations as the API and events show them, made once per row and state. */
   private readonly shown = new WeakMap<ReservationRow, { status: string; view: Reservation }>();
 
+  /** Releases of this session's claims on items in `snapshots`. */
+  private readonly holds: Array<() => void> = [];
+
   constructor(
     readonly uow: UnitOfWork,
     private readonly dialect: Dialect,
     private readonly sites: SiteDirectory,
+    /** This process's snapshots (PostgreSQL): the locks this session takes keep them off. */
+    private readonly snapshots?: LevelSnapshots,
   ) {}
+
+  /** Ends the session's claims on items; call when its transaction has ended, either way. */
+  end(): void {
+    this.holds.splice(0).forEach((release) => release());
+  }
 
   /**
    * Locks the rows of these items (creating empty ones first when `create`); items without a
@@ -142,24 +153,45 @@ export class StockSession {
     }
     if (wanted.size === 0) return;
     const list = [...wanted.values()];
+    if (this.snapshots) this.holds.push(await this.snapshots.holdForLock(list));
     if (create) await ensureLevels(this.uow.trx, list, this.now);
     const rows = await lockLevels(this.uow.trx, this.dialect, list);
     const sites = await this.sites.sitesOf(
       list.map((k) => k.locationId),
       this.uow.trx,
     );
+    this.adopt(rows, sites);
+  }
+
+  /**
+   * Takes rows as read elsewhere, without locking them: the snapshot path (D31), whose writes
+   * are guarded by the versions read here. `load` ends here too, with rows it holds locked.
+   */
+  adopt(rows: readonly LevelRow[], sites: ReadonlyMap<string, Site>): void {
     for (const row of rows) {
       const site = sites.get(row.location_id);
       if (!site) continue;
+      const level = {
+        ...row,
+        on_hand: Number(row.on_hand),
+        reserved: Number(row.reserved),
+        safety_stock: Number(row.safety_stock),
+        version: Number(row.version),
+      };
       this.levels.set(itemKey(row.sku, row.location_id), {
         key: { sku: row.sku, locationId: row.location_id },
         site,
-        row: { ...row, on_hand: Number(row.on_hand), reserved: Number(row.reserved) },
-        before: figures(row),
+        row: level,
+        before: figures(level),
         causes: [],
         negative: false,
       });
     }
+  }
+
+  /** Every row this session read, as it stands once flush() has run (for the snapshots). */
+  rows(): LevelRow[] {
+    return [...this.levels.values()].map((l) => ({ ...l.row }));
   }
 
   level(sku: string, locationId: string): WorkingLevel | undefined {

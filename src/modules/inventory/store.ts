@@ -149,8 +149,10 @@ export async function lockLevels(
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * Adds the new state of rows this transaction holds locked (they exist: see ensureLevels) to
- * the transaction's final inserts.
+ * Adds the new state of rows read in this transaction (they exist: see ensureLevels) to the
+ * transaction's final inserts. Each row's version is one above the version read, and the write
+ * is guarded by it: a row that changed since it was read (possible only for rows read without
+ * a lock, D31) fails the whole write.
  */
 export function writeLevels(inserts: InsertBatch, rows: readonly LevelRow[]): void {
   for (const part of chunks(rows, 1000)) {
@@ -168,7 +170,9 @@ export function writeLevels(inserts: InsertBatch, rows: readonly LevelRow[]): vo
       ]),
       `on conflict (sku, location_id) do update set on_hand = excluded.on_hand,
         reserved = excluded.reserved, safety_stock = excluded.safety_stock,
-        version = excluded.version, updated_at = excluded.updated_at`,
+        version = excluded.version, updated_at = excluded.updated_at
+        where inventory_levels.version = excluded.version - 1`,
+      { everyRow: true },
     );
   }
 }

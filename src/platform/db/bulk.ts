@@ -76,6 +76,27 @@ interface PendingInsert {
   columns: number;
   rows: readonly (readonly unknown[])[];
   tail: string;
+  everyRow: boolean;
+}
+
+export interface InsertOptions {
+  /**
+   * Every row must be written (an upsert whose `do update ... where` guard fails writes
+   * nothing for that row): if one is not, the whole batch fails and nothing of it stays, with
+   * a serialization failure (SQLSTATE 40001) on PostgreSQL. This is how a write made without
+   * holding a lock checks that the rows are still what it read (D31).
+   */
+  everyRow?: boolean;
+}
+
+/** A guarded batch found rows changed since they were read (SQLite; PostgreSQL raises 40001). */
+export class RowsChangedError extends Error {
+  override readonly name = 'RowsChangedError';
+  readonly code = '40001';
+
+  constructor(head: string, written: number, expected: number) {
+    super(`a row changed since it was read: ${written} of ${expected} rows matched (${head})`);
+  }
 }
 
 /**
@@ -88,8 +109,19 @@ interface PendingInsert {
 export class InsertBatch {
   private parts: PendingInsert[] = [];
 
-  add(head: string, columns: number, rows: readonly (readonly unknown[])[], tail = ''): void {
-    if (rows.length > 0) this.parts.push({ head, columns, rows, tail });
+  add(
+    head: string,
+    columns: number,
+    rows: readonly (readonly unknown[])[],
+    tail = '',
+    options: InsertOptions = {},
+  ): void {
+    if (rows.length > 0)
+      this.parts.push({ head, columns, rows, tail, everyRow: options.everyRow === true });
+  }
+
+  get empty(): boolean {
+    return this.parts.length === 0;
   }
 
   async run(db: Executor): Promise<void> {
@@ -97,26 +129,43 @@ export class InsertBatch {
     this.parts = [];
     if (parts.length === 0) return;
     if (placeholderStyle(db) === 'question') {
-      for (const p of parts) await insertRows(db, p.head, p.columns, p.rows, p.tail);
+      for (const p of parts) {
+        const result = await insertRows(db, p.head, p.columns, p.rows, p.tail);
+        const written = Number(result.numAffectedRows ?? 0n);
+        if (p.everyRow && written !== p.rows.length)
+          throw new RowsChangedError(p.head, written, p.rows.length);
+      }
       return;
     }
     // PostgreSQL: each insert's rows travel as one JSON parameter, typed by the table's own
     // row type (json_populate_recordset), so the statement text stays a few hundred bytes
     // whatever the row count: parsing and planning a VALUES list of hundreds of parameters
-    // cost more than inserting the rows.
-    const key = parts.map((p) => `${p.head}\u0000${p.tail}`).join('\u0001');
+    // cost more than inserting the rows. Guarded parts return a row per row written, and the
+    // statement ends by checking their counts (nexus_expect_rows raises on a shortfall, which
+    // undoes every part).
+    const guarded = parts.flatMap((p, i) => (p.everyRow ? [i] : []));
+    const key =
+      parts.map((p) => `${p.head}\u0000${p.tail}\u0000${p.everyRow}`).join('\u0001') +
+      (guarded.length > 0 ? '\u0001guarded' : '');
     const text = cachedText(key, () => {
       const statements = parts.map((p, i) => {
         const { table, columns } = targetOf(p.head);
         const list = columns.join(', ');
-        return `insert into ${table} (${list}) select ${list} from json_populate_recordset(null::${table}, $${i + 1})${p.tail ? ` ${p.tail}` : ''}`;
+        return `insert into ${table} (${list}) select ${list} from json_populate_recordset(null::${table}, $${i + 1})${p.tail ? ` ${p.tail}` : ''}${p.everyRow ? ' returning 1' : ''}`;
       });
+      if (guarded.length > 0) {
+        const checks = guarded.map(
+          (i, n) =>
+            `nexus_expect_rows((select count(*) from w${i}), $${parts.length + n + 1}::bigint)`,
+        );
+        return `with ${statements.map((st, i) => `w${i} as (${st})`).join(', ')} select ${checks.join(', ')}`;
+      }
       const last = statements.pop()!;
       return statements.length === 0
         ? last
         : `with ${statements.map((st, i) => `w${i} as (${st})`).join(', ')} ${last}`;
     });
-    const parameters = parts.map((p) => {
+    const parameters: unknown[] = parts.map((p) => {
       const { columns } = targetOf(p.head);
       if (columns.length !== p.columns)
         throw new Error(`InsertBatch: ${p.head} names ${columns.length} columns, not ${p.columns}`);
@@ -130,6 +179,7 @@ export class InsertBatch {
         }),
       );
     });
+    for (const i of guarded) parameters.push(parts[i]!.rows.length);
     await db.executeQuery(CompiledQuery.raw(text, parameters));
   }
 }

@@ -624,6 +624,33 @@ const steps: Record<string, Step> = {
     // stream's inserts no longer maintain an index for a once-a-minute sweep.
     await db.schema.dropIndex('bus_messages_published_at').ifExists().execute();
   },
+  '0011_guarded_stock_writes': async (db, dialect) => {
+    // Writes made without a lock (D31) are guarded by the version of the row they read. SQLite
+    // has one writer and checks the counts in the hub; the rest is for PostgreSQL.
+    if (dialect !== 'postgres') return;
+    // Every change of a stock row moves its version, even one made by hand in SQL: a write
+    // based on the old row then finds its version gone instead of overwriting the change.
+    await sql`create function inventory_levels_next_version() returns trigger
+      language plpgsql as $$
+      begin
+        if new.version = old.version then new.version := old.version + 1; end if;
+        return new;
+      end $$`.execute(db);
+    await sql`create trigger inventory_levels_next_version before update on inventory_levels
+      for each row execute function inventory_levels_next_version()`.execute(db);
+    // A statement whose data-modifying parts must each touch every row they name calls this
+    // on their counts. A shortfall means a row changed since it was read; a serialization
+    // failure (40001) undoes the whole statement and tells the caller to read again.
+    await sql`create function nexus_expect_rows(actual bigint, expected bigint) returns bigint
+      language plpgsql as $$
+      begin
+        if actual <> expected then
+          raise exception 'a row changed since it was read: % of % rows matched', actual, expected
+            using errcode = '40001';
+        end if;
+        return actual;
+      end $$`.execute(db);
+  },
 };
 
 /** Runs every pending migration; safe to call from several processes at once (kysely locks). */

@@ -2,7 +2,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { NexusError } from '../../model/errors.js';
 import type { EventEnvelope } from '../../model/schemas/event.js';
 import type { Context } from '../context.js';
-import type { Storage, Tx } from '../db/storage.js';
+import type { Executor, Storage } from '../db/storage.js';
 import type { SchemaValidator } from '../validation.js';
 import type { StreamAppender } from '../bus/bus.js';
 import { InsertBatch } from '../db/bulk.js';
@@ -28,7 +28,11 @@ export class UnitOfWork {
   readonly inserts = new InsertBatch();
 
   constructor(
-    readonly trx: Tx,
+    /**
+     * Where this unit's SQL runs: its transaction, or for `runAsOneStatement` the pool, where
+     * nothing may write except through `inserts`.
+     */
+    readonly trx: Executor,
     readonly ctx: Context,
     private readonly schemas: EventSchemaSource,
     private readonly validator: SchemaValidator,
@@ -94,6 +98,24 @@ export class Transactor {
       this.committedListeners.forEach((listener) => listener(events));
     }
     return result;
+  }
+
+  /**
+   * A unit of work without a transaction around it, for writes guarded by what was read (D31):
+   * `work` reads without locks and writes only through `uow.inserts`, which then run with the
+   * outbox rows as one statement, its own transaction. A guarded row that changed since it was
+   * read fails the statement whole (40001). PostgreSQL only: there the outbox takes the events.
+   */
+  async runAsOneStatement<T>(ctx: Context, work: (uow: UnitOfWork) => Promise<T>): Promise<T> {
+    if (this.storage.dialect !== 'postgres' || this.appender) {
+      throw new Error('runAsOneStatement: only on PostgreSQL with the outbox');
+    }
+    const uow = new UnitOfWork(this.storage.db, ctx, this.schemas, this.validator, this.source);
+    const value = await work(uow);
+    if (uow.events.length > 0) addOutbox(uow.inserts, uow.events);
+    await uow.inserts.run(this.storage.db);
+    if (uow.events.length > 0) this.committedListeners.forEach((listener) => listener(uow.events));
+    return value;
   }
 
   /** Called after every commit that wrote events (in this process). */
