@@ -1036,8 +1036,9 @@ export class InventoryService {
    * The reservation queue's batch without a lock (PostgreSQL, D31): when this process holds a
    * snapshot of every item and every line can be granted from it, the batch is decided on the
    * snapshots and written as one statement (its own transaction, one round trip) whose level
-   * updates are guarded by the versions read. Returns null when the batch must take the
-   * locking path instead: an item without a snapshot, contended or being written here; a line
+   * updates are guarded by the versions read; it first waits for this process's transactions
+   * on the items to end. Returns null when the batch must take the locking path instead: an
+   * item without a snapshot or contended; a line
    * that cannot be granted (a refusal is only ever given under the lock); or a snapshot that
    * proved stale (nothing was written then).
    */
@@ -1051,9 +1052,14 @@ export class InventoryService {
     const keys = lines.map((l) => ({ sku: l.sku, locationId: l.locationId }));
     const sites = await this.sites.sitesOf(keys.map((k) => k.locationId));
     if (keys.some((k) => !sites.has(k.locationId))) return null;
-    // take and hold together, with no await between: no other batch of this process can
-    // take these items before this one has written them.
-    const rows = snapshots.take(keys, Date.now());
+    // A batch of this process writing these items now leaves the next snapshot when it
+    // commits: waiting for it costs less than waiting on its lock in the database. take and
+    // hold go together, with no await between, so no other batch takes the items meanwhile.
+    let rows = snapshots.take(keys, Date.now());
+    while (rows === 'busy') {
+      await snapshots.whenIdle(keys);
+      rows = snapshots.take(keys, Date.now());
+    }
     if (!rows) return null;
     const release = snapshots.holdForSnapshot(keys);
     let session: StockSession | undefined;

@@ -30,16 +30,19 @@ export class LevelSnapshots {
   }
 
   /**
-   * The rows of these items, each once, if every one has a snapshot, is not contended and no
-   * transaction of this process is writing it; else null (take the locking path).
+   * The rows of these items, each once, if every one has a snapshot and is not contended;
+   * else null (take the locking path). 'busy' while a transaction of this process writes one
+   * of them: wait for it (whenIdle) and ask again, its commit leaves the next snapshot.
    */
-  take(keys: readonly ItemKey[], now: number): LevelRow[] | null {
+  take(keys: readonly ItemKey[], now: number): LevelRow[] | 'busy' | null {
     const out = new Map<string, LevelRow>();
+    let busy = false;
     for (const k of keys) {
       const id = itemKey(k.sku, k.locationId);
       if (out.has(id)) continue;
       const row = this.rows.get(id);
-      if (!row || this.busy.has(id)) return null;
+      if (!row) return null;
+      if (this.busy.has(id)) busy = true;
       const until = this.contendedUntil.get(id);
       if (until !== undefined) {
         if (until > now) return null;
@@ -47,7 +50,18 @@ export class LevelSnapshots {
       }
       out.set(id, row);
     }
-    return [...out.values()].map((row) => ({ ...row }));
+    return busy ? 'busy' : [...out.values()].map((row) => ({ ...row }));
+  }
+
+  /** Resolves once no transaction of this process is writing any of these items. */
+  async whenIdle(keys: readonly ItemKey[]): Promise<void> {
+    for (;;) {
+      const busy = keys
+        .map((k) => this.busy.get(itemKey(k.sku, k.locationId)))
+        .find((b) => b !== undefined);
+      if (!busy) return;
+      await new Promise<void>((resolve) => busy.idle.push(resolve));
+    }
   }
 
   /** Committed rows; an entry is replaced only by a later version of its row. */
@@ -94,7 +108,7 @@ export class LevelSnapshots {
         .map((k) => this.busy.get(itemKey(k.sku, k.locationId)))
         .find((b) => b !== undefined && b.snapshot > 0);
       if (!writing) break;
-      await new Promise<void>((resolve) => writing.idle.push(resolve));
+      await new Promise<void>((resolve) => writing.snapshotDone.push(resolve));
     }
     return this.hold(keys, 'lock');
   }
@@ -103,7 +117,7 @@ export class LevelSnapshots {
     const ids = [...new Set(keys.map((k) => itemKey(k.sku, k.locationId)))];
     for (const id of ids) {
       let b = this.busy.get(id);
-      if (!b) this.busy.set(id, (b = { snapshot: 0, lock: 0, idle: [] }));
+      if (!b) this.busy.set(id, (b = { snapshot: 0, lock: 0, snapshotDone: [], idle: [] }));
       b[kind]++;
     }
     let released = false;
@@ -115,8 +129,11 @@ export class LevelSnapshots {
         if (!b) continue;
         b[kind]--;
         if (b.snapshot > 0) continue;
-        const waiting = b.idle.splice(0);
-        if (b.lock === 0) this.busy.delete(id);
+        const waiting = b.snapshotDone.splice(0);
+        if (b.lock === 0) {
+          this.busy.delete(id);
+          waiting.push(...b.idle.splice(0));
+        }
         waiting.forEach((wake) => wake());
       }
     };
@@ -127,5 +144,7 @@ interface Busy {
   snapshot: number;
   lock: number;
   /** Locking transactions waiting for the snapshot batches to finish. */
+  snapshotDone: Array<() => void>;
+  /** Snapshot batches waiting for every writer to finish. */
   idle: Array<() => void>;
 }
