@@ -179,7 +179,16 @@ export class VaultWriter {
     try {
       stored = await this.options.storage.transaction((trx) => this.store(trx, batch));
     } catch (error) {
-      for (const request of batch) request.reject(error);
+      if (batch.length === 1) {
+        batch[0]!.reject(error);
+        return;
+      }
+      // Rolled back whole. One caller's value may be what failed it (it cannot be encrypted,
+      // a row the database refuses): each half runs again on its own, so only the callers
+      // whose own write fails see the error (as the reservation queue does, D19).
+      const half = Math.ceil(batch.length / 2);
+      await this.run(batch.slice(0, half));
+      await this.run(batch.slice(half));
       return;
     }
     this.remember(stored);
