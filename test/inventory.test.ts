@@ -454,7 +454,11 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
         lines: [{ sku: 'INV-SNAP', locationId: 'W1', quantity: 30 }],
       });
       const counted = await batches();
-      const first = await inventory.reserve(ctx, { sku: 'INV-SNAP', locationId: 'W1', quantity: 2 });
+      const first = await inventory.reserve(ctx, {
+        sku: 'INV-SNAP',
+        locationId: 'W1',
+        quantity: 2,
+      });
       expect(first.status).toBe('reserved');
       const afterFirst = await batches();
       if (t.hub.storage.dialect === 'sqlite') {
@@ -475,7 +479,11 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
       // only 3 are left. The snapshot still shows 28; its guarded write must find the change.
       await sql`update inventory_levels set on_hand = reserved + 3
         where sku = 'INV-SNAP' and location_id = 'W1'`.execute(t.hub.storage.db);
-      const refused = await inventory.reserve(ctx, { sku: 'INV-SNAP', locationId: 'W1', quantity: 5 });
+      const refused = await inventory.reserve(ctx, {
+        sku: 'INV-SNAP',
+        locationId: 'W1',
+        quantity: 5,
+      });
       expect(refused).toMatchObject({ status: 'insufficient', available: 3 });
       expect(await batches()).toEqual({
         snapshot: afterFirst.snapshot,
@@ -483,7 +491,11 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
         stale: afterFirst.stale + 1,
       });
       // A row another writer changes takes the lock for a while.
-      const granted = await inventory.reserve(ctx, { sku: 'INV-SNAP', locationId: 'W1', quantity: 3 });
+      const granted = await inventory.reserve(ctx, {
+        sku: 'INV-SNAP',
+        locationId: 'W1',
+        quantity: 3,
+      });
       expect(granted.status).toBe('reserved');
       expect(await batches()).toMatchObject({
         snapshot: afterFirst.snapshot,
