@@ -5,6 +5,7 @@ import type { Channel } from '../../model/schemas/common.js';
 import type { InventoryLevel, Reservation } from '../../model/schemas/inventory.js';
 import type { Context } from '../../platform/context.js';
 import { isRetryableConflict } from '../../platform/db/errors.js';
+import { attemptInHalves } from '../../platform/halving.js';
 import type { Dialect, Executor } from '../../platform/db/storage.js';
 import type { Transactor } from '../../platform/events/unit-of-work.js';
 import { decodeCursor, pageOf } from '../../platform/resources.js';
@@ -1239,34 +1240,26 @@ export class ReservationQueue {
     }
   }
 
-  private async runBatch(batch: WaitingReservation[]): Promise<void> {
-    if (batch.length === 0) return;
+  private runBatch(batch: WaitingReservation[]): Promise<void> {
     const ctx: Context = {
       requestId: uuidv7(),
       actor: { kind: 'system', id: 'reservation-queue' },
       scopes: new Set(['*']),
     };
-    let results: Array<LineResult<Reservation>>;
-    const lines = batch.map((w) => w.line);
-    const actors = batch.map((w) => w.actor);
-    try {
-      results =
-        (await this.service.reserveFromSnapshots(ctx, lines, actors)) ??
-        (await this.service.reserveLinesLocked(ctx, lines, actors));
-    } catch (error) {
-      if (batch.length === 1) {
-        batch[0]!.reject(error);
-        return;
-      }
-      // The transaction rolled back whole, so nothing of it stands. One caller's line may be
-      // what failed it (a trigger, a constraint): each half runs again on its own, so only the
-      // callers whose own transaction fails see the error (at most 2n - 1 attempts when the
-      // database itself is down).
-      const half = Math.ceil(batch.length / 2);
-      await this.runBatch(batch.slice(0, half));
-      await this.runBatch(batch.slice(half));
-      return;
-    }
-    results.forEach((r, i) => batch[i]!.resolve({ ...r, index: 0 }));
+    // A failed transaction rolled back whole: its halves run again on their own, so one
+    // caller's failing line (a trigger, a constraint) fails that caller only.
+    return attemptInHalves(
+      batch,
+      async (part) => {
+        const lines = part.map((w) => w.line);
+        const actors = part.map((w) => w.actor);
+        return (
+          (await this.service.reserveFromSnapshots(ctx, lines, actors)) ??
+          (await this.service.reserveLinesLocked(ctx, lines, actors))
+        );
+      },
+      (part, results) => results.forEach((r, i) => part[i]!.resolve({ ...r, index: 0 })),
+      (waiting, error) => waiting.reject(error),
+    );
   }
 }

@@ -1,6 +1,7 @@
 import { NexusError } from '../../model/errors.js';
 import type { PersonalValue } from './values.js';
 import type { Executor, Storage } from '../../platform/db/storage.js';
+import { attemptInHalves } from '../../platform/halving.js';
 import {
   erasureState,
   insertSharedRows,
@@ -174,36 +175,32 @@ export class VaultWriter {
     return { erased: stored.refused, committed: () => this.remember(stored) };
   }
 
-  private async run(batch: readonly Request[]): Promise<void> {
-    let stored: Stored;
-    try {
-      stored = await this.options.storage.transaction((trx) => this.store(trx, batch));
-    } catch (error) {
-      if (batch.length === 1) {
-        batch[0]!.reject(error);
-        return;
-      }
-      // Rolled back whole. One caller's value may be what failed it (it cannot be encrypted,
-      // a row the database refuses): each half runs again on its own, so only the callers
-      // whose own write fails see the error (as the reservation queue does, D19).
-      const half = Math.ceil(batch.length / 2);
-      await this.run(batch.slice(0, half));
-      await this.run(batch.slice(half));
-      return;
-    }
-    this.remember(stored);
-    for (const request of batch) {
-      if (request.subject !== null && stored.refused.has(request.subject)) {
-        request.reject(
-          new NexusError(
-            'SUBJECT_ERASED',
-            `customer '${request.subject}' was erased; personal data for them is not stored`,
-          ),
-        );
-      } else {
-        request.resolve();
-      }
-    }
+  /**
+   * One transaction for the batch. A failed one runs again in halves (attemptInHalves), so a
+   * value that cannot be stored (it cannot be encrypted, the database refuses its row) fails
+   * only its own caller.
+   */
+  private run(batch: readonly Request[]): Promise<void> {
+    return attemptInHalves(
+      batch,
+      (part) => this.options.storage.transaction((trx) => this.store(trx, part)),
+      (part, stored) => {
+        this.remember(stored);
+        for (const request of part) {
+          if (request.subject !== null && stored.refused.has(request.subject)) {
+            request.reject(
+              new NexusError(
+                'SUBJECT_ERASED',
+                `customer '${request.subject}' was erased; personal data for them is not stored`,
+              ),
+            );
+          } else {
+            request.resolve();
+          }
+        }
+      },
+      (request, error) => request.reject(error),
+    );
   }
 
   /**
