@@ -196,7 +196,7 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       concurrency:
         config.inventory.reservationConcurrency || (storage.dialect === 'postgres' ? 2 : 1),
     },
-    snapshots: config.inventory.snapshotReservations ? {} : false,
+    snapshots: config.inventory.snapshotRows > 0 ? { limit: config.inventory.snapshotRows } : false,
     metrics,
   });
   const availabilityFeed = new AvailabilityFeed(bus, inventory.sites, {

@@ -25,7 +25,7 @@ export class LevelSnapshots {
   private readonly backoffMs: number;
 
   constructor(options: SnapshotOptions = {}) {
-    this.limit = options.limit ?? 10_000;
+    this.limit = options.limit ?? 200_000;
     this.backoffMs = options.backoffMs ?? 5_000;
   }
 
