@@ -34,7 +34,7 @@ interface Run {
 }
 
 /** 50 stores, 2,000 SKUs with 1,000 units at every store, and a hot SKU with plenty. */
-export async function seed(hub: Hub): Promise<void> {
+async function seed(hub: Hub): Promise<void> {
   const ctx = systemContext('bench');
   const s = hub.services;
   await s.markets.bulkUpsert(ctx, [
@@ -206,7 +206,7 @@ const levelEnvelope = (sku: string, locationId: string, free: number, taken: num
  * The raw baseline works on copies of the stock table and the outbox, with the same columns
  * and indexes, so it does the same database work without disturbing the hub's record.
  */
-export async function rawTables(hub: Hub): Promise<void> {
+async function rawTables(hub: Hub): Promise<void> {
   const db = hub.storage.db;
   if (hub.storage.dialect === 'postgres') {
     await sql`create table raw_levels (like inventory_levels including all)`.execute(db);
@@ -239,7 +239,7 @@ export async function rawTables(hub: Hub): Promise<void> {
 }
 
 /** The raw job on PostgreSQL: one transaction per reservation, conditional UPDATE + outbox INSERT. */
-export async function rawPostgres(
+async function rawPostgres(
   url: string,
   clients: number,
   total: number,
@@ -403,7 +403,7 @@ const RESERVATION_COLUMNS = `(${RESERVATION_NAMES.join(', ')})`;
  * It is the floor of the locking design; the hub's snapshot batches (D31) write the same rows
  * in one round trip instead of four, so on a hot SKU the hub may come near it or pass it.
  */
-export async function floorPostgres(
+async function floorPostgres(
   url: string,
   clients: number,
   total: number,
@@ -665,7 +665,7 @@ export async function reserveOverHttp(
 }
 
 /** A checkpoint, then a moment's quiet: the server's write-back of earlier phases is done. */
-export async function settlePostgres(): Promise<void> {
+async function settlePostgres(): Promise<void> {
   const admin = new pg.Client({ connectionString: BENCH_PG });
   await admin.connect();
   await admin.query('checkpoint');

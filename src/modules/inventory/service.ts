@@ -1039,9 +1039,8 @@ export class InventoryService {
    * snapshots and written as one statement (its own transaction, one round trip) whose level
    * updates are guarded by the versions read; it first waits for this process's transactions
    * on the items to end. Returns null when the batch must take the locking path instead: an
-   * item without a snapshot or contended; a line
-   * that cannot be granted (a refusal is only ever given under the lock); or a snapshot that
-   * proved stale (nothing was written then).
+   * item without a snapshot or contended; a line that cannot be granted (a refusal is only
+   * ever given under the lock); or a snapshot that proved stale (nothing was written then).
    */
   async reserveFromSnapshots(
     ctx: Context,

@@ -189,9 +189,12 @@ export class StockSession {
     }
   }
 
-  /** Every row this session read, as it stands once flush() has run (for the snapshots). */
+  /**
+   * Every row this session read, as it stands once flush() has run, for the snapshots (which
+   * keep copies of their own).
+   */
   rows(): LevelRow[] {
-    return [...this.levels.values()].map((l) => ({ ...l.row }));
+    return [...this.levels.values()].map((l) => l.row);
   }
 
   level(sku: string, locationId: string): WorkingLevel | undefined {

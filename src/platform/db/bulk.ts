@@ -120,10 +120,6 @@ export class InsertBatch {
       this.parts.push({ head, columns, rows, tail, everyRow: options.everyRow === true });
   }
 
-  get empty(): boolean {
-    return this.parts.length === 0;
-  }
-
   async run(db: Executor): Promise<void> {
     const parts = this.parts;
     this.parts = [];
