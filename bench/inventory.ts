@@ -210,6 +210,13 @@ async function rawTables(hub: Hub): Promise<void> {
   const db = hub.storage.db;
   if (hub.storage.dialect === 'postgres') {
     await sql`create table raw_levels (like inventory_levels including all)`.execute(db);
+    // Storage parameters (the stock table's fillfactor, D32) are not part of LIKE.
+    const { rows } = await sql<{ options: string[] | null }>`select reloptions as options
+      from pg_class where relname = 'inventory_levels'`.execute(db);
+    const options = rows[0]?.options ?? [];
+    if (options.length > 0) {
+      await sql.raw(`alter table raw_levels set (${options.join(', ')})`).execute(db);
+    }
     await sql`create table raw_outbox (like outbox including all)`.execute(db);
     await sql`create table raw_reservations (like inventory_reservations including all)`.execute(
       db,

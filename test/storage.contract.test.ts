@@ -22,6 +22,15 @@ describe.each(storageTargets)('storage contract: $name', (target) => {
     expect(applied.rows.map((r) => r.name)).toEqual(MIGRATION_NAMES);
   });
 
+  it.skipIf(target.name !== 'postgres')(
+    'leaves room on stock pages for in-place updates (PostgreSQL, D32)',
+    async () => {
+      const { rows } = await sql<{ options: string[] | null }>`select reloptions as options
+      from pg_class where relname = 'inventory_levels'`.execute(opened.storage.db);
+      expect(rows[0]?.options).toContain('fillfactor=50');
+    },
+  );
+
   it('pings', async () => {
     await expect(opened.storage.ping()).resolves.toBeUndefined();
   });
