@@ -1052,45 +1052,57 @@ export class InventoryService {
     const keys = lines.map((l) => ({ sku: l.sku, locationId: l.locationId }));
     const sites = await this.sites.sitesOf(keys.map((k) => k.locationId));
     if (keys.some((k) => !sites.has(k.locationId))) return null;
-    // A batch of this process writing these items now leaves the next snapshot when it
-    // commits: waiting for it costs less than waiting on its lock in the database. take and
-    // hold go together, with no await between, so no other batch takes the items meanwhile.
-    let rows = snapshots.take(keys, Date.now());
-    while (rows === 'busy') {
-      await snapshots.whenIdle(keys);
-      rows = snapshots.take(keys, Date.now());
-    }
-    if (!rows) return null;
-    const release = snapshots.holdForSnapshot(keys);
-    let session: StockSession | undefined;
-    try {
-      const results = await this.deps.transactor.runAsOneStatement(ctx, async (uow) => {
-        session = new StockSession(uow, this.deps.dialect, this.sites);
-        session.adopt(rows, sites);
-        const out: Array<LineResult<Reservation>> = [];
-        for (let index = 0; index < lines.length; index++) {
-          const outcome = this.reserveOne(session, ctx, lines[index]!, actors[index]!);
-          if (isFailure(outcome)) return null;
-          out.push({ index, status: 'applied', result: outcome });
-        }
-        await session.flush();
-        return out;
-      });
-      if (results && session) {
-        snapshots.record(session.rows());
-        this.deps.metrics?.reservationBatches.inc({ path: 'snapshot' });
+    if (snapshots.take(keys, Date.now()) === null) return null;
+    // The batch's connection first, before it takes any hold: a locking transaction of this
+    // process waits for snapshot batches on its items while it holds a pooled connection, so
+    // a batch holding an item and then waiting for a connection could wait for ever on a
+    // pool full of such transactions (it did: a pool of 10, commits racing reservations).
+    return this.deps.db.connection().execute(async (connection) => {
+      // A batch of this process writing these items now leaves the next snapshot when it
+      // commits: waiting for it costs less than waiting on its lock in the database. take and
+      // hold go together, with no await between, so no other batch takes the items meanwhile.
+      let rows = snapshots.take(keys, Date.now());
+      while (rows === 'busy') {
+        await snapshots.whenIdle(keys);
+        rows = snapshots.take(keys, Date.now());
       }
-      return results;
-    } catch (error) {
-      // A row changed since its snapshot (40001 from the guard): nothing was written, and the
-      // lock path reads the row as it is.
-      if (!isRetryableConflict(error)) throw error;
-      snapshots.stale(keys, Date.now());
-      this.deps.metrics?.reservationBatches.inc({ path: 'stale' });
-      return null;
-    } finally {
-      release();
-    }
+      if (!rows) return null;
+      const taken = rows;
+      const release = snapshots.holdForSnapshot(keys);
+      let session: StockSession | undefined;
+      try {
+        const results = await this.deps.transactor.runAsOneStatement(
+          ctx,
+          async (uow) => {
+            session = new StockSession(uow, this.deps.dialect, this.sites);
+            session.adopt(taken, sites);
+            const out: Array<LineResult<Reservation>> = [];
+            for (let index = 0; index < lines.length; index++) {
+              const outcome = this.reserveOne(session, ctx, lines[index]!, actors[index]!);
+              if (isFailure(outcome)) return null;
+              out.push({ index, status: 'applied', result: outcome });
+            }
+            await session.flush();
+            return out;
+          },
+          connection,
+        );
+        if (results && session) {
+          snapshots.record(session.rows());
+          this.deps.metrics?.reservationBatches.inc({ path: 'snapshot' });
+        }
+        return results;
+      } catch (error) {
+        // A row changed since its snapshot (40001 from the guard): nothing was written, and
+        // the lock path reads the row as it is.
+        if (!isRetryableConflict(error)) throw error;
+        snapshots.stale(keys, Date.now());
+        this.deps.metrics?.reservationBatches.inc({ path: 'stale' });
+        return null;
+      } finally {
+        release();
+      }
+    });
   }
 
   /**

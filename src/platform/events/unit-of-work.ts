@@ -105,15 +105,20 @@ export class Transactor {
    * `work` reads without locks and writes only through `uow.inserts`, which then run with the
    * outbox rows as one statement, its own transaction. A guarded row that changed since it was
    * read fails the statement whole (40001). PostgreSQL only: there the outbox takes the events.
+   * `executor` is where it runs: the pool, or a connection the caller holds already.
    */
-  async runAsOneStatement<T>(ctx: Context, work: (uow: UnitOfWork) => Promise<T>): Promise<T> {
+  async runAsOneStatement<T>(
+    ctx: Context,
+    work: (uow: UnitOfWork) => Promise<T>,
+    executor: Executor = this.storage.db,
+  ): Promise<T> {
     if (this.storage.dialect !== 'postgres' || this.appender) {
       throw new Error('runAsOneStatement: only on PostgreSQL with the outbox');
     }
-    const uow = new UnitOfWork(this.storage.db, ctx, this.schemas, this.validator, this.source);
+    const uow = new UnitOfWork(executor, ctx, this.schemas, this.validator, this.source);
     const value = await work(uow);
     if (uow.events.length > 0) addOutbox(uow.inserts, uow.events);
-    await uow.inserts.run(this.storage.db);
+    await uow.inserts.run(executor);
     if (uow.events.length > 0) this.committedListeners.forEach((listener) => listener(uow.events));
     return value;
   }
