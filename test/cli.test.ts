@@ -9,18 +9,19 @@ import { runCli } from '../src/cli/main.js';
 async function cli(
   argv: string[],
   env: Record<string, string>,
-): Promise<{ code: number; out: string[]; err: string[] }> {
+): Promise<{ code: number; out: string[]; err: string[]; progress: string[] }> {
   const out: string[] = [];
   const err: string[] = [];
+  const progress: string[] = [];
   const saved = { ...process.env };
   Object.assign(process.env, env);
   try {
     const code = await runCli(argv, createHub, {
       out: (l) => out.push(l),
       err: (l) => err.push(l),
-      progress: () => undefined,
+      progress: (text) => progress.push(text),
     });
-    return { code, out, err };
+    return { code, out, err, progress };
   } finally {
     for (const key of Object.keys(env)) delete process.env[key];
     Object.assign(process.env, saved);
@@ -191,12 +192,92 @@ describe('nexus inventory import', () => {
     expect(rejected).toHaveLength(6);
     expect(rejected[2]).toBe(`6,"unknown SKU 'NOPE-1'","NOPE-1;${warehouse};4"`);
 
+    // A quoted field may span lines (a legacy export's free-text column): one record, and
+    // the lines after it keep their own numbers.
+    const multiline = join(dir, 'multiline.csv');
+    writeFileSync(
+      multiline,
+      [
+        'sku,location_id,quantity,note',
+        `${a!.sku},${warehouse},${a!.onHand},"shelf 4,\nback ""left"" corner"`,
+        `NOPE-2,${warehouse},1,`,
+        '',
+      ].join('\r\n'),
+    );
+    const m = await cli(['inventory', 'import', multiline], env);
+    expect(m.out[0]).toBe(
+      `Imported ${multiline}: 2 rows; 1 matched the book, 0 corrected (0 units off in all), 1 rejected.`,
+    );
+    expect(m.err[0]).toBe("  line 4: unknown SKU 'NOPE-2'");
+    expect(m.progress.filter((p) => p.startsWith('['))).toEqual([
+      '[..............................] 0/2 rows',
+      '[##############################] 2/2 rows',
+    ]);
+
     const noColumn = join(dir, 'bad.csv');
     writeFileSync(noColumn, 'sku,amount\nA,1\n');
     const bad = await cli(['inventory', 'import', noColumn], env);
     expect(bad.code).toBe(2);
     expect(bad.err).toHaveLength(1);
     expect(bad.err[0]).toContain('the header has no location column');
+  });
+
+  it('with --full counts what the record holds at the locations of the file but the file leaves out as none', async () => {
+    const hub = await createHub(
+      (await import('../src/platform/config.js')).loadConfig({
+        env: { NEXUS_SQLITE_FILE: env.NEXUS_SQLITE_FILE!, NEXUS_LOG_LEVEL: 'silent' },
+      }),
+    );
+    const ctx = {
+      requestId: 'r',
+      actor: { kind: 'cli' as const, id: 't' },
+      scopes: new Set(['*']),
+    };
+    const stores = (
+      await hub.services.locations.list(ctx, { limit: 500, filters: { type: 'store' } })
+    ).items.map((l) => l.id);
+    const [store, other] = stores;
+    const before = (await hub.services.inventory.levelsAt(ctx, store!, 1000)).items;
+    const otherBefore = (await hub.services.inventory.levelsAt(ctx, other!, 1000)).items;
+    await hub.close();
+    const stocked = before.filter((l) => l.onHand !== 0);
+    expect(stocked.length).toBeGreaterThan(3);
+    const [listed, ...left] = stocked;
+
+    const file = join(dir, 'full.csv');
+    writeFileSync(file, `sku,location_id,quantity\n${listed!.sku},${store},${listed!.onHand}\n`);
+    const r = await cli(['inventory', 'import', file, '--full'], env);
+    expect(r.code).toBe(0);
+    const units = left.reduce((n, l) => n + Math.abs(l.onHand), 0);
+    expect(r.out[0]).toBe(
+      `Imported ${file}: 1 rows; 1 matched the book, 0 corrected (${units} units off in all), 0 rejected; ` +
+        `${left.length} items on the record but not in the file counted as none.`,
+    );
+    expect(r.progress.filter((p) => p.startsWith('[')).at(-1)).toBe(
+      `[##############################] ${1 + left.length}/${1 + left.length} rows`,
+    );
+
+    const again = await createHub(
+      (await import('../src/platform/config.js')).loadConfig({
+        env: { NEXUS_SQLITE_FILE: env.NEXUS_SQLITE_FILE!, NEXUS_LOG_LEVEL: 'silent' },
+      }),
+    );
+    try {
+      const levels = async (id: string) =>
+        new Map(
+          (await again.services.inventory.levelsAt(ctx, id, 1000)).items.map((l) => [
+            l.sku,
+            l.onHand,
+          ]),
+        );
+      const after = await levels(store!);
+      expect(after.get(listed!.sku)).toBe(listed!.onHand);
+      for (const l of left) expect(after.get(l.sku)).toBe(0);
+      // A location the file does not cover keeps its stock.
+      expect(await levels(other!)).toEqual(new Map(otherBefore.map((l) => [l.sku, l.onHand])));
+    } finally {
+      await again.close();
+    }
   });
 });
 

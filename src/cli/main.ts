@@ -78,10 +78,12 @@ Usage:
   nexus keys create --name NAME --channel CHANNEL --scopes a,b [--markets DE,SE]
   nexus keys list [--all]
   nexus keys revoke ID
-  nexus inventory import FILE.csv [--reference REF] [--rejected OUT.csv]
-      Import a full stock snapshot from a legacy system (columns sku, location_id,
-      quantity). Rows are cycle counts: the book takes what was counted and the variance
-      is kept. Rejected rows go to OUT.csv (default FILE.rejected.csv) with their reason.
+  nexus inventory import FILE.csv [--reference REF] [--rejected OUT.csv] [--full]
+      Import a stock snapshot from a legacy system (columns sku, location_id, quantity).
+      Rows are cycle counts: the book takes what was counted and the variance is kept.
+      With --full the file lists everything its locations hold: items on the record there
+      that it leaves out are counted as none. Rejected rows go to OUT.csv (default
+      FILE.rejected.csv) with their reason.
   nexus tokens status
       Key versions of the tokenization vault and how many ciphertexts each still holds.
   nexus tokens rotate
@@ -422,11 +424,12 @@ async function inventory(argv: string[], createHub: HubFactory, io: Io): Promise
   const { values, positionals } = parse(rest, {
     reference: { type: 'string' },
     rejected: { type: 'string' },
+    full: { type: 'boolean' },
   });
   if (sub !== 'import' || positionals.length !== 1) {
     throw new NexusError(
       'VALIDATION_FAILED',
-      'use: nexus inventory import FILE.csv [--reference REF] (see nexus --help)',
+      'use: nexus inventory import FILE.csv [--reference REF] [--full] (see nexus --help)',
     );
   }
   const file = positionals[0]!;
@@ -451,6 +454,7 @@ async function inventory(argv: string[], createHub: HubFactory, io: Io): Promise
         text,
         {
           reference,
+          full: values.full === true,
           progress: (done, total) => {
             const width = 30;
             const filled = total === 0 ? width : Math.round((done / total) * width);
@@ -470,7 +474,10 @@ async function inventory(argv: string[], createHub: HubFactory, io: Io): Promise
     io.progress('\n');
     io.out(
       `Imported ${file}: ${report.rows} rows; ${report.matched} matched the book, ` +
-        `${report.corrected} corrected (${report.unitsOff} units off in all), ${report.rejected.length} rejected.`,
+        `${report.corrected} corrected (${report.unitsOff} units off in all), ${report.rejected.length} rejected` +
+        (values.full === true
+          ? `; ${report.zeroed} items on the record but not in the file counted as none.`
+          : '.'),
     );
     if (report.rejected.length === 0) return 0;
     const out = typeof values.rejected === 'string' ? values.rejected : `${file}.rejected.csv`;

@@ -12,6 +12,13 @@ export interface SnapshotTarget {
       | { index: number; status: 'failed'; code: string; detail: string }
     >
   >;
+  /** The record at a location, a page at a time (a full snapshot needs what it left out). */
+  levelsAt(
+    ctx: Context,
+    locationId: string,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ items: Array<{ sku: string; onHand: number }>; nextCursor: string | null }>;
 }
 
 export interface RejectedRow {
@@ -26,8 +33,13 @@ export interface SnapshotReport {
   matched: number;
   /** Counted and different from the book: the record was corrected, the variance kept. */
   corrected: number;
-  /** Sum of |counted - book| over corrected rows. */
+  /** Sum of |counted - book| over corrected rows (and zeroed items). */
   unitsOff: number;
+  /**
+   * With `full`: items on the record at a location the snapshot covers that the snapshot does
+   * not list, counted as none there (only those with stock on the book; the rest match).
+   */
+  zeroed: number;
   rejected: RejectedRow[];
 }
 
@@ -59,6 +71,58 @@ export function splitCsvLine(line: string, separator: string): string[] {
   }
   fields.push(field.trim());
   return fields;
+}
+
+/**
+ * The records of a CSV text after its header, RFC 4180: a quoted field may hold the separator,
+ * doubled quotes and line breaks, so a record can span lines. Each record keeps the line it
+ * starts on and its raw text, for the report of rejected rows.
+ */
+export function csvRecords(
+  text: string,
+  separator: string,
+): Array<{ line: number; text: string; fields: string[] }> {
+  const records: Array<{ line: number; text: string; fields: string[] }> = [];
+  let line = 1;
+  let start = 0;
+  let startLine = 1;
+  let fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  let header = true;
+  const end = (at: number) => {
+    fields.push(field.trim());
+    const raw = text.slice(start, at);
+    if (!header && raw.trim() !== '') records.push({ line: startLine, text: raw, fields });
+    header = false;
+    fields = [];
+    field = '';
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else {
+        if (c === '\n') line++;
+        field += c;
+      }
+    } else if (c === '"') quoted = true;
+    else if (c === separator) {
+      fields.push(field.trim());
+      field = '';
+    } else if (c === '\n' || c === '\r') {
+      end(i);
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      line++;
+      start = i + 1;
+      startLine = line;
+    } else field += c;
+  }
+  if (start < text.length) end(text.length);
+  return records;
 }
 
 /** Where each needed column is, from the header row; a one-line reason when one is missing. */
@@ -94,13 +158,24 @@ export async function importSnapshot(
   text: string,
   options: {
     reference: string;
+    /**
+     * The snapshot lists everything its locations hold: an item on the record there that it
+     * does not list is counted as none.
+     */
+    full?: boolean;
     chunkSize?: number;
     progress?: (done: number, total: number) => void;
   },
 ): Promise<SnapshotReport> {
-  const lines = text.split(/\r?\n/);
-  const { separator, at } = readHeader(lines[0] ?? '');
-  const report: SnapshotReport = { rows: 0, matched: 0, corrected: 0, unitsOff: 0, rejected: [] };
+  const { separator, at } = readHeader(text.split(/\r?\n/, 1)[0] ?? '');
+  const report: SnapshotReport = {
+    rows: 0,
+    matched: 0,
+    corrected: 0,
+    unitsOff: 0,
+    zeroed: 0,
+    rejected: [],
+  };
   const seen = new Map<string, number>();
   const valid: Array<{
     line: number;
@@ -109,15 +184,13 @@ export async function importSnapshot(
     locationId: string;
     counted: number;
   }> = [];
-  for (let i = 1; i < lines.length; i++) {
-    const raw = lines[i]!;
-    if (raw.trim() === '') continue;
+  for (const record of csvRecords(text, separator)) {
+    const { line, text: raw, fields } = record;
     report.rows++;
-    const fields = splitCsvLine(raw, separator);
     const sku = fields[at.sku] ?? '';
     const locationId = fields[at.location] ?? '';
     const quantity = fields[at.quantity] ?? '';
-    const reject = (reason: string) => report.rejected.push({ line: i + 1, text: raw, reason });
+    const reject = (reason: string) => report.rejected.push({ line, text: raw, reason });
     if (!ID.test(sku)) reject(`sku '${sku}' is not a SKU code`);
     else if (!ID.test(locationId)) reject(`location '${locationId}' is not a location id`);
     else if (!/^\d{1,10}$/.test(quantity)) {
@@ -127,13 +200,37 @@ export async function importSnapshot(
       const first = seen.get(key);
       if (first !== undefined) reject(`${sku} at ${locationId} is on line ${first} already`);
       else {
-        seen.set(key, i + 1);
-        valid.push({ line: i + 1, text: raw, sku, locationId, counted: Number(quantity) });
+        seen.set(key, line);
+        valid.push({ line, text: raw, sku, locationId, counted: Number(quantity) });
       }
     }
   }
   const chunk = options.chunkSize ?? 2000;
-  options.progress?.(0, valid.length);
+  // A full snapshot: what the record holds at its locations and it leaves out is counted as
+  // none. Only locations with a row that applies count as covered (not an unknown one).
+  const absent: Array<{ sku: string; locationId: string; book: number }> = [];
+  if (options.full) {
+    const covered = new Set(valid.map((r) => r.locationId));
+    for (const locationId of covered) {
+      let cursor: string | undefined;
+      do {
+        let page;
+        try {
+          page = await target.levelsAt(ctx, locationId, 1000, cursor);
+        } catch {
+          break; // an unknown location: its rows are rejected below, it covers nothing
+        }
+        for (const level of page.items) {
+          if (!seen.has(`${level.sku}\u0000${locationId}`) && level.onHand !== 0) {
+            absent.push({ sku: level.sku, locationId, book: level.onHand });
+          }
+        }
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor !== undefined);
+    }
+  }
+  const total = valid.length + absent.length;
+  options.progress?.(0, total);
   for (let i = 0; i < valid.length; i += chunk) {
     const part = valid.slice(i, i + chunk);
     const results = await target.count(
@@ -156,7 +253,34 @@ export async function importSnapshot(
         report.unitsOff += Math.abs(result.result.variance);
       }
     });
-    options.progress?.(Math.min(valid.length, i + chunk), valid.length);
+    options.progress?.(Math.min(valid.length, i + chunk), total);
+  }
+  for (let i = 0; i < absent.length; i += chunk) {
+    const part = absent.slice(i, i + chunk);
+    const results = await target.count(
+      ctx,
+      part.map((a) => ({
+        sku: a.sku,
+        locationId: a.locationId,
+        counted: 0,
+        reference: options.reference,
+      })),
+      'per-line',
+    );
+    results.forEach((result, j) => {
+      const item = part[j]!;
+      if (result.status === 'failed') {
+        report.rejected.push({
+          line: 0,
+          text: `${item.sku} at ${item.locationId} (not in the snapshot)`,
+          reason: result.detail,
+        });
+      } else if (result.result.variance !== 0) {
+        report.zeroed++;
+        report.unitsOff += Math.abs(result.result.variance);
+      }
+    });
+    options.progress?.(valid.length + Math.min(absent.length, i + chunk), total);
   }
   report.rejected.sort((a, b) => a.line - b.line);
   return report;
