@@ -9,7 +9,7 @@ import { EVENT_DATA_SCHEMAS } from './model/events.js';
 import { NexusError } from './model/errors.js';
 import { AccessService, accessRoutes } from './modules/access/index.js';
 import { CatalogService, catalogRoutes } from './modules/catalog/index.js';
-import { DedupService, dedupRoutes } from './modules/dedup/index.js';
+import { checkDedupRules, DedupService, dedupRoutes } from './modules/dedup/index.js';
 import { IngestService, ingestRoutes } from './modules/ingest/index.js';
 import {
   AvailabilityFeed,
@@ -78,6 +78,11 @@ export interface Hub {
 export interface HubOptions {
   logger?: Logger;
   relay?: Omit<RelayOptions, 'logger'>;
+  /**
+   * Check the dedup rules against the registered schemas at start (default true). Only
+   * `nexus schema` turns it off: registering a type's schema is how a rule for it is mended.
+   */
+  checkDedupRules?: boolean;
 }
 
 function openStorage(config: Config): Storage {
@@ -132,6 +137,18 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       await storage.close();
       throw error;
     });
+  // Dedup rules meet the schemas here: a rule for an unknown type, a key no event of the type
+  // carries or one on randomly tokenized personal data would load and never fire (D28).
+  if (options.checkDedupRules !== false) {
+    await checkDedupRules(config.dedup.rules, {
+      dataSchemas: (type) => registry.schemaVersions(type),
+      tokenKinds: config.tokenization.kinds,
+    }).catch(async (error: unknown) => {
+      await bus.close();
+      await storage.close();
+      throw error;
+    });
+  }
   const eventCatalog = buildAsyncApi({
     version: VERSION,
     events: canonical.describe(Object.keys(EVENT_DATA_SCHEMAS)),

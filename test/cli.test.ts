@@ -354,3 +354,77 @@ describe('nexus schema', () => {
     expect(missing.err[0]).toMatch(/^nexus: cannot read /);
   });
 });
+
+describe('nexus and deduplication rules', () => {
+  let dir: string;
+  let env: Record<string, string>;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nexus-cli-dedup-'));
+    env = { NEXUS_SQLITE_FILE: join(dir, 'nexus.db'), NEXUS_LOG_LEVEL: 'silent' };
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const config = (key: string) => {
+    const file = join(dir, 'nexus.config.yaml');
+    writeFileSync(
+      file,
+      [
+        'dedup:',
+        '  rules:',
+        '    - name: legacy-sale',
+        '      eventType: legacy.sale.recorded.v1',
+        `      key: [/market, ${key}]`,
+        '      window: 7d',
+        '      action: drop',
+        '',
+      ].join('\n'),
+    );
+    return file;
+  };
+
+  it('stops on a rule that could never fire with one line; `schema register` mends an unknown type', async () => {
+    const file = config('/data/store');
+    const unknown = await cli(['migrate', '--config', file], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toEqual([
+      "nexus: invalid configuration: dedup.rules.0.eventType: rule 'legacy-sale' is for " +
+        "'legacy.sale.recorded.v1', which is neither a canonical event type nor registered in the " +
+        "schema registry, so it would never apply (register the type's schema first)",
+    ]);
+
+    // Registering the type's schema is not refused for the rule that waits for it.
+    const schema = join(dir, 'legacy-sale.json');
+    writeFileSync(
+      schema,
+      JSON.stringify({
+        type: 'object',
+        properties: { store: { type: 'string' }, receipt: { type: 'integer' } },
+        required: ['store', 'receipt'],
+        additionalProperties: false,
+      }),
+    );
+    const registered = await cli(
+      [
+        'schema',
+        'register',
+        '--config',
+        file,
+        '--subject',
+        'legacy.sale.recorded.v1',
+        '--file',
+        schema,
+      ],
+      env,
+    );
+    expect(registered.code).toBe(0);
+    expect((await cli(['migrate', '--config', file], env)).code).toBe(0);
+
+    const typo = await cli(['migrate', '--config', config('/data/stor')], env);
+    expect(typo.code).toBe(2);
+    expect(typo.err).toEqual([
+      "nexus: invalid configuration: dedup.rules.0.key.1: rule 'legacy-sale' keys on '/data/stor', " +
+        "but no registered version of the legacy.sale.recorded.v1 data schema declares 'stor' under " +
+        '/data, so no event would ever carry the key',
+    ]);
+  });
+});

@@ -1,15 +1,17 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHub } from '../src/app.js';
-import { loadConfig } from '../src/platform/config.js';
+import { checkDedupRules } from '../src/modules/dedup/index.js';
+import { DEFAULT_DEDUP_RULES, loadConfig } from '../src/platform/config.js';
 import { systemContext } from '../src/platform/context.js';
 import { createLogger } from '../src/platform/logging.js';
 import type { Delivery, Subscription } from '../src/platform/bus/bus.js';
 import { hubShapes, startTestHub, type TestHub } from './support/hub.js';
-import { waitFor } from './support/targets.js';
+import { createPgDatabase, PG_URL, waitFor } from './support/targets.js';
 
 const sale = (id: string, source: string, transactionNumber = '1001') => ({
   specversion: '1.0',
@@ -104,9 +106,10 @@ describe.each(hubShapes)('business deduplication: %s', (shape) => {
             action: 'drop',
           },
           {
+            // A key the schema declares but these sales lack (they have one line): unkeyed.
             name: 'pos-sale-merge',
             eventType: 'pos.sale.recorded.v1',
-            key: ['/data/total/amount', '/data/nothingHere'],
+            key: ['/data/total/amount', '/data/lines/1/sku'],
             window: '1h',
             action: 'merge',
           },
@@ -568,3 +571,247 @@ describe('deduplication state on an embedded hub', () => {
     }
   });
 });
+
+describe.each(['sqlite', ...(PG_URL ? ['postgres'] : [])])(
+  'deduplication rules checked against the event schemas at start: %s',
+  (shape) => {
+    let env: Record<string, string>;
+    let cleanup: () => Promise<void>;
+    beforeAll(async () => {
+      if (shape === 'sqlite') {
+        const dir = mkdtempSync(join(tmpdir(), 'nexus-dedup-rules-'));
+        env = { NEXUS_SQLITE_FILE: join(dir, 'nexus.db') };
+        cleanup = () => Promise.resolve(rmSync(dir, { recursive: true, force: true }));
+      } else {
+        const database = await createPgDatabase();
+        env = {
+          NEXUS_DATABASE_URL: database.url,
+          NEXUS_MASTER_KEY: randomBytes(32).toString('base64'),
+        };
+        cleanup = () => database.drop();
+      }
+    });
+    afterAll(() => cleanup());
+
+    const rule = (eventType: string, key: string[], name = 'r') => ({
+      name,
+      eventType,
+      key,
+      window: '1d',
+      action: 'drop',
+    });
+    /** A hub on the suite's database with these rules (the shipped ones when none given). */
+    const open = (rules?: unknown[], kinds: Record<string, string> = {}) =>
+      createHub(
+        loadConfig({
+          env,
+          overrides: (r) => {
+            r.log = { level: 'silent' };
+            if (rules) r.dedup = { rules };
+            r.tokenization = { ...(r.tokenization as object | undefined), kinds };
+          },
+        }),
+        { logger: createLogger({ level: 'silent' }) },
+      );
+    const refusal = async (rules: unknown[], kinds?: Record<string, string>) => {
+      let hub;
+      try {
+        hub = await open(rules, kinds);
+      } catch (error) {
+        const refused = error as Error & {
+          code?: string;
+          extensions?: Record<string, unknown>;
+        };
+        // One line, like every configuration error, and the CLI's exit code 2.
+        expect(refused.code).toBe('CONFIG_INVALID');
+        expect(refused.message).not.toContain('\n');
+        return { message: refused.message, ...refused.extensions };
+      }
+      await hub.close();
+      throw new Error(`the hub started with ${JSON.stringify(rules)}`);
+    };
+
+    it('refuses a rule for an event type that is neither canonical nor registered', async () => {
+      expect(
+        await refusal([
+          rule('pos.sale.recorded.v1', ['/data/locationId'], 'fine'),
+          rule('pos.sale.recordd.v1', ['/data/locationId'], 'typo'),
+        ]),
+      ).toEqual({
+        reason: 'DEDUP_UNKNOWN_EVENT_TYPE',
+        rule: 'typo',
+        message:
+          "invalid configuration: dedup.rules.1.eventType: rule 'typo' is for 'pos.sale.recordd.v1', " +
+          'which is neither a canonical event type nor registered in the schema registry, so it ' +
+          "would never apply (register the type's schema first)",
+      });
+    });
+
+    it('refuses a key no event of the type carries, in the data or in the envelope', async () => {
+      expect(
+        await refusal([rule('pos.sale.recorded.v1', ['/data/total/amount', '/data/nothingHere'])]),
+      ).toEqual({
+        reason: 'DEDUP_KEY_UNKNOWN_FIELD',
+        rule: 'r',
+        pointer: '/data/nothingHere',
+        message:
+          "invalid configuration: dedup.rules.0.key.1: rule 'r' keys on '/data/nothingHere', but no " +
+          "registered version of the pos.sale.recorded.v1 data schema declares 'nothingHere' under " +
+          '/data, so no event would ever carry the key',
+      });
+      const missing = async (key: string, eventType = 'pos.sale.recorded.v1') =>
+        (await refusal([rule(eventType, [key])])).message;
+      // Deeper down, into array items, past a scalar, and the envelope's own fields.
+      expect(await missing('/data/lines/0/skuu')).toContain("declares 'skuu' under /data/lines/0,");
+      expect(await missing('/data/lines/first/sku')).toContain("'first' under /data/lines,");
+      expect(await missing('/data/lines/-')).toContain("'-' under /data/lines,");
+      expect(await missing('/data/total/amount/cents')).toContain(
+        "'cents' under /data/total/amount,",
+      );
+      expect(await missing('/sourcee')).toContain(
+        "keys on '/sourcee', but the CloudEvents envelope has no 'sourcee' under /,",
+      );
+      expect(await missing('/source/host')).toContain("envelope has no 'host' under /source,");
+      // Through a union: a field of no branch.
+      expect(await missing('/data/lines/0/delivery/storeId', 'order.placed.v1')).toContain(
+        "'storeId' under /data/lines/0/delivery,",
+      );
+    });
+
+    it('refuses a key on personal data tokenized as random vault tokens (or as masks)', async () => {
+      expect(
+        await refusal([rule('customer.registered.v1', ['/market', '/data/names/family'])]),
+      ).toEqual({
+        reason: 'DEDUP_KEY_RANDOM_TOKEN',
+        rule: 'r',
+        pointer: '/data/names/family',
+        message:
+          "invalid configuration: dedup.rules.0.key.1: rule 'r' keys on '/data/names/family', " +
+          'personal data (name) tokenized as vault (tokenization.kinds.name): random tokens never ' +
+          'repeat, so the key would never match',
+      });
+      const refused = async (eventType: string, key: string, kinds?: Record<string, string>) =>
+        await refusal([rule(eventType, [key])], kinds);
+      // An address inside a union branch of an array item; a part that contains personal data.
+      expect(await refused('order.placed.v1', '/data/lines/0/delivery/address')).toMatchObject({
+        reason: 'DEDUP_KEY_RANDOM_TOKEN',
+        message: expect.stringContaining('personal data (address) tokenized as vault') as string,
+      });
+      expect(await refused('customer.registered.v1', '/data/names')).toMatchObject({
+        reason: 'DEDUP_KEY_RANDOM_TOKEN',
+      });
+      expect(await refused('customer.updated.v1', '/data/birthDate')).toMatchObject({
+        reason: 'DEDUP_KEY_RANDOM_TOKEN',
+        message: expect.stringContaining('(birthdate)') as string,
+      });
+      // Email keys are fine while email is convergent (below); not when it is vault or masked.
+      const email = '/data/contactPoints/0/value';
+      expect(await refused('customer.registered.v1', email, { email: 'vault' })).toMatchObject({
+        reason: 'DEDUP_KEY_RANDOM_TOKEN',
+        pointer: email,
+      });
+      expect(await refused('customer.registered.v1', email, { phone: 'mask' })).toMatchObject({
+        reason: 'DEDUP_KEY_MASKED',
+        message: expect.stringContaining(
+          'masks of different values look alike, so different facts would be taken for one',
+        ) as string,
+      });
+      // Deterministic tokens repeat: a name key is fine once names are convergent.
+      const hub = await open([rule('customer.registered.v1', ['/data/names/family'])], {
+        name: 'convergent',
+      });
+      await hub.close();
+    });
+
+    it('accepts nested keys the schema declares, and tells a near miss from them', async () => {
+      const order = [
+        '/data/lines/0/delivery/locationId',
+        '/data/totals/grandTotal/amount',
+        '/data/externalReferences/2/system',
+        '/market',
+        '/subject',
+        '/time',
+      ];
+      const hub = await open([
+        rule('order.placed.v1', order, 'order-pickup'),
+        rule('customer.registered.v1', ['/data/contactPoints/0/value'], 'customer-email'),
+        rule('pos.sale.recorded.v1', ['/data/lines/0/unitPrice/amount'], 'pos-price'),
+      ]);
+      await hub.close();
+      for (const [i, near] of [
+        '/data/lines/0/delivery/locationid',
+        '/data/totals/grandTotal/amount/0',
+        '/data/externalReferences/two/system',
+        '/markets',
+      ].entries()) {
+        expect(
+          await refusal([rule('order.placed.v1', [...order.slice(0, i), near], 'order-pickup')]),
+        ).toMatchObject({ reason: 'DEDUP_KEY_UNKNOWN_FIELD', rule: 'order-pickup', pointer: near });
+      }
+    });
+
+    it('accepts the shipped rules', async () => {
+      const hub = await open();
+      try {
+        expect(hub.config.dedup.rules).toEqual(DEFAULT_DEDUP_RULES);
+        await expect(
+          checkDedupRules(DEFAULT_DEDUP_RULES, {
+            dataSchemas: (type) => hub.services.registry.schemaVersions(type),
+            tokenKinds: hub.config.tokenization.kinds,
+          }),
+        ).resolves.toBeUndefined();
+      } finally {
+        await hub.close();
+      }
+      // They pass the check the start runs: one key a letter off does not.
+      const [sale, web] = DEFAULT_DEDUP_RULES;
+      const typo = ['/data/marketCode', '/data/externalReferences/0/ids'];
+      expect(await refusal([sale, { ...web, key: typo }])).toMatchObject({
+        reason: 'DEDUP_KEY_UNKNOWN_FIELD',
+        rule: 'web-order',
+        pointer: '/data/externalReferences/0/ids',
+      });
+    });
+
+    it('takes a type registered in the schema registry, in any registered version', async () => {
+      const legacy = (key: string[]) => [rule('legacy.till.sale.v1', key, 'legacy-sale')];
+      expect(await refusal(legacy(['/data/at/store']))).toMatchObject({
+        reason: 'DEDUP_UNKNOWN_EVENT_TYPE',
+        rule: 'legacy-sale',
+      });
+      const v1 = {
+        type: 'object',
+        $defs: {
+          place: {
+            type: 'object',
+            properties: { store: { type: 'string' }, till: { type: 'string' } },
+          },
+        },
+        properties: { at: { $ref: '#/$defs/place' }, receipt: { type: 'integer' } },
+        required: ['at', 'receipt'],
+        additionalProperties: false,
+      };
+      const v2 = { ...v1, properties: { ...v1.properties, channel: { type: 'string' } } };
+      const hub = await open();
+      try {
+        for (const schema of [v1, v2]) {
+          await hub.services.registry.register('legacy.till.sale.v1', {
+            schema: JSON.stringify(schema),
+            schemaType: 'JSON',
+          });
+        }
+      } finally {
+        await hub.close();
+      }
+      // Through a $ref; a field only version 2 declares.
+      await (await open(legacy(['/data/at/store', '/data/at/till', '/data/channel']))).close();
+      expect(await refusal(legacy(['/data/at/store', '/data/at/terminal']))).toMatchObject({
+        reason: 'DEDUP_KEY_UNKNOWN_FIELD',
+        pointer: '/data/at/terminal',
+        message: expect.stringContaining(
+          "no registered version of the legacy.till.sale.v1 data schema declares 'terminal' under /data/at,",
+        ) as string,
+      });
+    });
+  },
+);

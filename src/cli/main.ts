@@ -62,7 +62,10 @@ export interface TokenKeysCli {
   }>;
 }
 
-export type HubFactory = (config: Config, options?: { logger?: Logger }) => Promise<CliHub>;
+export type HubFactory = (
+  config: Config,
+  options?: { logger?: Logger; checkDedupRules?: boolean },
+) => Promise<CliHub>;
 
 const USAGE = `nexus — omnichannel retail integration hub
 
@@ -396,7 +399,12 @@ async function schema(argv: string[], createHub: HubFactory, io: Io): Promise<nu
     );
   }
   const proposal = { schema: text, schemaType: 'JSON' };
-  const hub = await createHub(configFrom(values), { logger: quietLogger() });
+  // Dedup rules are not checked here: a rule for a type not registered yet refuses every other
+  // start, and registering the type's schema is how it is mended.
+  const hub = await createHub(configFrom(values), {
+    logger: quietLogger(),
+    checkDedupRules: false,
+  });
   try {
     const registry = hub.services.registry;
     const level = await registry.compatibility(values.subject);

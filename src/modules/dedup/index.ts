@@ -12,4 +12,10 @@ export {
   type DedupMetrics,
   type DedupOutcome,
 } from './service.js';
+export {
+  checkDedupRules,
+  type DataSchemaVersion,
+  type RuleCheckDeps,
+  type RuleRefusal,
+} from './rules.js';
 export { dedupRoutes } from './routes.js';

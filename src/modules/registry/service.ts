@@ -368,6 +368,27 @@ export class RegistryService {
     return { validate, id: found.id, version: found.version };
   }
 
+  /**
+   * Every live version of a subject, its schema parsed and the registry references its `$ref`s
+   * name resolved; empty for a subject that does not exist (or whose versions are all deleted).
+   */
+  async schemaVersions(
+    subject: string,
+  ): Promise<Array<{ version: number; schema: unknown; references: Map<string, unknown> }>> {
+    const versions = await listVersions(this.db, subject, false);
+    const out = [];
+    for (const version of versions) {
+      const references = new Map<string, unknown>();
+      for (const reference of JSON.parse(version.references) as Reference[]) {
+        // A referenced version deleted since keeps its schema (as the event shaper reads it).
+        const target = await this.getVersion(reference.subject, String(reference.version), true);
+        references.set(reference.name, JSON.parse(target.schema) as unknown);
+      }
+      out.push({ version: version.version, schema: parsedOf(version) as unknown, references });
+    }
+    return out;
+  }
+
   // --- internals -------------------------------------------------------------------------
 
   private async resolveReferences(references: readonly Reference[]): Promise<Map<string, unknown>> {
