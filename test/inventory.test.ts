@@ -1,10 +1,18 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Delivery, Subscription } from '../src/platform/bus/bus.js';
 import type { InventoryLevelChanged, Reservation } from '../src/model/schemas/inventory.js';
 import { localClock } from '../src/modules/inventory/availability.js';
+import { listPosSales } from '../src/modules/inventory/store.js';
+import { migrateTo, migrateToLatest } from '../src/platform/db/migrations.js';
+import { openPostgres } from '../src/platform/db/postgres.js';
+import { openSqlite } from '../src/platform/db/sqlite.js';
+import type { Storage } from '../src/platform/db/storage.js';
 import { fixtures, hubShapes, startTestHub, type TestHub } from './support/hub.js';
-import { waitFor } from './support/targets.js';
+import { createPgDatabase, storageTargets, waitFor } from './support/targets.js';
 
 interface Problem {
   code: string;
@@ -694,3 +702,74 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
     });
   });
 });
+
+describe.each(storageTargets.map((target) => target.name))(
+  'POS sales kept before migration 0014: %s',
+  (name) => {
+    it('gets its terminal, negative-stock flag and movements from the doc and the ledger', async () => {
+      let storage: Storage;
+      let dispose: () => Promise<void>;
+      if (name === 'sqlite') {
+        const dir = mkdtempSync(join(tmpdir(), 'nexus-upgrade-'));
+        storage = openSqlite({ file: join(dir, 'nexus.db') });
+        dispose = async () => {
+          await storage.close();
+          rmSync(dir, { recursive: true, force: true });
+        };
+      } else {
+        const database = await createPgDatabase();
+        storage = openPostgres({ url: database.url });
+        dispose = async () => {
+          await storage.close();
+          await database.drop();
+        };
+      }
+      try {
+        expect((await migrateTo(storage, '0011_guarded_stock_writes')).error).toBeUndefined();
+        const db = storage.db;
+        const doc = (terminal?: string) =>
+          JSON.stringify({
+            saleId: 'x',
+            occurredAt: '2024-03-01T08:00:00.000Z',
+            terminal,
+            lines: [],
+          });
+        for (const [sale, status, reason, terminal] of [
+          ['u-1', 'applied', null, 'T9'],
+          ['u-2', 'applied', null, undefined],
+          ['u-3', 'rejected', 'INSUFFICIENT_STOCK: no', 'T9'],
+        ] as const) {
+          await sql`insert into inventory_pos_sales (location_id, sale_id, occurred_at, received_at,
+            lines, status, reason, doc) values ('L1', ${sale}, 1, 2, 1, ${status}, ${reason},
+            ${doc(terminal)})`.execute(db);
+        }
+        const move = (id: string, reference: string, flagged: string | null, channel = 'pos') =>
+          sql`insert into inventory_movements (id, sku, location_id, reason, delta, on_hand_after,
+            reserved_after, reference, flagged, actor, channel, occurred_at, recorded_at)
+            values (${id}, 'A', 'L1', ${channel === 'pos' ? 'sale' : 'correction'}, -1, 0, 0,
+            ${reference}, ${flagged}, 'api-key:k', ${channel}, 1, 2)`.execute(db);
+        await move('m-1', 'pos:u-1', null);
+        await move('m-2', 'pos:u-1', 'negative-stock');
+        await move('m-3', 'pos:u-2', null);
+        // Not a POS sale's movement, whatever its reference says.
+        await move('m-4', 'pos:u-2', null, 'web');
+        await move('m-5', 'pos:u-1', null, 'web');
+
+        expect((await migrateToLatest(storage)).error).toBeUndefined();
+        const rows = await listPosSales(db, { locationId: 'L1', limit: 10 });
+        const byId = new Map(rows.map((r) => [r.sale_id, r]));
+        expect(byId.get('u-1')).toMatchObject({ terminal: 'T9', flagged: 'negative-stock' });
+        expect(JSON.parse(byId.get('u-1')!.movement_ids!)).toEqual(['m-1', 'm-2']);
+        expect(byId.get('u-2')).toMatchObject({ terminal: null, flagged: null });
+        expect(JSON.parse(byId.get('u-2')!.movement_ids!)).toEqual(['m-3']);
+        expect(byId.get('u-3')).toMatchObject({
+          terminal: 'T9',
+          flagged: null,
+          movement_ids: null,
+        });
+      } finally {
+        await dispose();
+      }
+    });
+  },
+);

@@ -687,19 +687,18 @@ export class InventoryService {
         occurred_at: at,
         received_at: receivedAt,
         lines: sale.lines.length,
+        terminal: sale.terminal ?? null,
         status: 'pending',
         reason: null,
+        flagged: null,
+        movement_ids: null,
         doc: JSON.stringify(sale),
       }));
       const claimed = await claimPosSales(s.uow.trx, claimRows);
       const keys = [...known].map((sku) => ({ sku, locationId }));
       await s.load(keys, true);
-      const outcomes: Array<{
-        saleId: string;
-        status: 'applied' | 'rejected';
-        reason: string | null;
-      }> = [];
-      for (const { sale, index, at } of ordered) {
+      const settled: PosSaleRow[] = [];
+      for (const [i, { sale, index, at }] of ordered.entries()) {
         if (!claimed.has(sale.saleId)) {
           results[index] = { saleId: sale.saleId, status: 'duplicate' };
           continue;
@@ -712,14 +711,15 @@ export class InventoryService {
             code: problem.code,
             detail: problem.detail,
           };
-          outcomes.push({
-            saleId: sale.saleId,
+          settled.push({
+            ...claimRows[i]!,
             status: 'rejected',
             reason: `${problem.code}: ${problem.detail}`,
           });
           continue;
         }
-        let flagged = false;
+        let flag: string | null = null;
+        const movementIds: string[] = [];
         for (const line of sale.lines) {
           const level = s.level(line.sku, locationId)!;
           const moved = s.move(level, {
@@ -731,14 +731,22 @@ export class InventoryService {
             note: sale.terminal === undefined ? undefined : `terminal ${sale.terminal}`,
             occurredAt: at,
           });
-          if (!isFailure(moved) && moved.flagged !== null) flagged = true;
+          if (isFailure(moved)) continue;
+          movementIds.push(moved.id);
+          flag ??= moved.flagged;
         }
-        results[index] = flagged
-          ? { saleId: sale.saleId, status: 'applied', flagged: true }
-          : { saleId: sale.saleId, status: 'applied' };
-        outcomes.push({ saleId: sale.saleId, status: 'applied', reason: null });
+        results[index] =
+          flag !== null
+            ? { saleId: sale.saleId, status: 'applied', flagged: true }
+            : { saleId: sale.saleId, status: 'applied' };
+        settled.push({
+          ...claimRows[i]!,
+          status: 'applied',
+          flagged: flag,
+          movement_ids: JSON.stringify(movementIds),
+        });
       }
-      await settlePosSales(s.uow.trx, locationId, outcomes);
+      await settlePosSales(s.uow.trx, settled);
     });
     return results;
   }
