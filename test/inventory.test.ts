@@ -1,10 +1,18 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Delivery, Subscription } from '../src/platform/bus/bus.js';
 import type { InventoryLevelChanged, Reservation } from '../src/model/schemas/inventory.js';
 import { localClock } from '../src/modules/inventory/availability.js';
+import { listPosSales } from '../src/modules/inventory/store.js';
+import { migrateTo, migrateToLatest } from '../src/platform/db/migrations.js';
+import { openPostgres } from '../src/platform/db/postgres.js';
+import { openSqlite } from '../src/platform/db/sqlite.js';
+import type { Storage } from '../src/platform/db/storage.js';
 import { fixtures, hubShapes, startTestHub, type TestHub } from './support/hub.js';
-import { waitFor } from './support/targets.js';
+import { createPgDatabase, storageTargets, waitFor } from './support/targets.js';
 
 interface Problem {
   code: string;
@@ -21,6 +29,19 @@ interface Level {
   safetyStock: number;
   available: number;
   version: number;
+}
+interface PosSaleRecord {
+  saleId: string;
+  locationId: string;
+  terminal?: string;
+  occurredAt: string;
+  receivedAt: string;
+  lines: Array<{ sku: string; quantity: number }>;
+  status: 'applied' | 'rejected';
+  code?: string;
+  detail?: string;
+  flagged: boolean;
+  movementIds?: string[];
 }
 interface Bulk<R = unknown> {
   applied: number;
@@ -639,6 +660,25 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
         ['pos:s-3', 'negative-stock'],
         ['pos:s-4', null],
       ]);
+      // The sale log keeps the flag and the movement the sale produced.
+      const flagged = await t.request('GET', '/v1/inventory/locations/S2/pos-sales?flagged=true');
+      expect(flagged.status).toBe(200);
+      const s3Move = (
+        ledger.json as { items: Array<{ id: string; reference?: string }> }
+      ).items.find((m) => m.reference === 'pos:s-3')!;
+      expect((flagged.json as { items: PosSaleRecord[] }).items).toEqual([
+        {
+          saleId: 's-3',
+          locationId: 'S2',
+          terminal: 'T1',
+          occurredAt: batch[0]!.occurredAt,
+          receivedAt: expect.any(String) as string,
+          lines: [{ sku: 'INV-A', quantity: 4 }],
+          status: 'applied',
+          flagged: true,
+          movementIds: [s3Move.id],
+        },
+      ]);
 
       // S1 does not allow negative stock: the sale is rejected, kept, and applies when resent.
       const s1 = (await levelOf('INV-C', 'S1'))!.onHand;
@@ -646,8 +686,19 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
         sales: [sale('s1-1', 5, s1 + 1, 'INV-C')],
       });
       expect(rejected.rejected).toBe(1);
-      const kept = await t.request('GET', '/v1/inventory/locations/S1/levels');
+      const kept = await t.request('GET', '/v1/inventory/locations/S1/pos-sales?status=rejected');
       expect(kept.status).toBe(200);
+      const [keptSale] = (kept.json as { items: PosSaleRecord[] }).items;
+      expect(keptSale).toMatchObject({
+        saleId: 's1-1',
+        locationId: 'S1',
+        status: 'rejected',
+        code: 'INSUFFICIENT_STOCK',
+        flagged: false,
+        lines: [{ sku: 'INV-C', quantity: s1 + 1 }],
+      });
+      expect(keptSale!.detail).toContain('does not allow negative stock');
+      expect(keptSale!.movementIds).toBeUndefined();
       await post('/v1/inventory/receipts', {
         lines: [{ sku: 'INV-C', locationId: 'S1', quantity: 1 }],
       });
@@ -656,6 +707,220 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
       });
       expect(resent.applied).toBe(1);
       expect((await levelOf('INV-C', 'S1'))!.onHand).toBe(0);
+      const now = await t.request('GET', '/v1/inventory/locations/S1/pos-sales');
+      const [appliedSale] = (now.json as { items: PosSaleRecord[] }).items;
+      expect(appliedSale).toMatchObject({ saleId: 's1-1', status: 'applied', flagged: false });
+      expect(appliedSale!.code).toBeUndefined();
+      expect(appliedSale!.movementIds).toHaveLength(1);
+    });
+
+    describe('the POS sale log', () => {
+      // S3 allows negative stock and starts with no INV-B; the sales happened an hour apart
+      // from a fixed morning, two of them at the same instant.
+      const base = Date.parse('2024-03-01T08:00:00.000Z');
+      const at = (minutes: number) => new Date(base + minutes * 60_000).toISOString();
+      const sale = (id: string, minutes: number, lines: unknown[], terminal?: string) => ({
+        saleId: id,
+        occurredAt: at(minutes),
+        ...(terminal === undefined ? {} : { terminal }),
+        lines,
+      });
+      const log = async (query = '') => {
+        const r = await t.request('GET', `/v1/inventory/locations/S3/pos-sales${query}`);
+        if (r.status !== 200) throw new Error(`${query}: ${r.status} ${r.body}`);
+        return r.json as { items: PosSaleRecord[]; nextCursor: string | null };
+      };
+      const ids = async (query: string) => (await log(query)).items.map((i) => i.saleId);
+      const NEWEST_FIRST = ['p-06', 'p-05b', 'p-05a', 'p-04', 'p-03', 'p-02', 'p-01'];
+
+      beforeAll(async () => {
+        await post(
+          '/v1/locations',
+          fixtures.location('S3', 'DE', { allowNegativeStock: true }),
+          201,
+        );
+        const posted = await post<{ applied: number; rejected: number; flagged: number }>(
+          '/v1/inventory/locations/S3/pos-sales',
+          {
+            sales: [
+              sale('p-06', 300, [{ sku: 'INV-B', quantity: -5 }]),
+              sale('p-01', 0, [{ sku: 'INV-B', quantity: 1 }], 'T1'),
+              sale('p-02', 60, [{ sku: 'INV-B', quantity: -3 }], 'T2'),
+              sale('p-03', 120, [{ sku: 'NO-SUCH-SKU', quantity: 1 }], 'T1'),
+              sale('p-04', 180, [{ sku: 'INV-B', quantity: 1 }], 'T2'),
+              sale('p-05a', 240, [{ sku: 'INV-B', quantity: 1 }], 'T1'),
+              sale('p-05b', 240, [{ sku: 'INV-B', quantity: 1 }], 'T1'),
+            ],
+          },
+        );
+        // Stock of INV-B: -1 (flagged), 2, -, 1, 0, -1 (flagged), 4.
+        expect(posted).toMatchObject({ applied: 6, rejected: 1, flagged: 2 });
+      });
+
+      it('lists sales newest first, page by page, with no sale twice or missed', async () => {
+        const seen: string[] = [];
+        let cursor: string | null = null;
+        let pages = 0;
+        do {
+          const query: string =
+            cursor === null ? '?limit=2' : `?limit=2&cursor=${encodeURIComponent(cursor)}`;
+          const page = await log(query);
+          expect(page.items.length).toBeLessThanOrEqual(2);
+          seen.push(...page.items.map((i) => i.saleId));
+          cursor = page.nextCursor;
+          pages += 1;
+        } while (cursor !== null && pages < 10);
+        expect(seen).toEqual(NEWEST_FIRST);
+        expect(new Set(seen).size).toBe(seen.length);
+        expect(pages).toBe(4);
+        // A page boundary between two sales of the same instant (p-05b | p-05a) loses neither.
+        const first = await log('?limit=2');
+        expect(first.items.map((i) => i.saleId)).toEqual(['p-06', 'p-05b']);
+        const second = await log(`?limit=2&cursor=${encodeURIComponent(first.nextCursor!)}`);
+        expect(second.items.map((i) => i.saleId)).toEqual(['p-05a', 'p-04']);
+        // Filters page too.
+        const t1: string[] = [];
+        let next: string | null = null;
+        do {
+          const page = await log(
+            `?terminal=T1&limit=1${next === null ? '' : `&cursor=${encodeURIComponent(next)}`}`,
+          );
+          t1.push(...page.items.map((i) => i.saleId));
+          next = page.nextCursor;
+        } while (next !== null && t1.length < 10);
+        expect(t1).toEqual(['p-05b', 'p-05a', 'p-03', 'p-01']);
+
+        const openapi = await t.request('GET', '/v1/openapi.json');
+        const paths = (
+          openapi.json as {
+            paths: Record<string, Record<string, { parameters?: Array<{ name: string }> }>>;
+          }
+        ).paths;
+        const listed = paths['/v1/inventory/locations/{locationId}/pos-sales']!.get!;
+        expect(listed.parameters!.map((p) => p.name).sort()).toEqual([
+          'cursor',
+          'flagged',
+          'limit',
+          'locationId',
+          'since',
+          'status',
+          'terminal',
+          'until',
+        ]);
+      });
+
+      it('filters by status, flag, terminal and business time, and shows each sale as kept', async () => {
+        const rejected = await log('?status=rejected');
+        expect(rejected.items).toEqual([
+          {
+            saleId: 'p-03',
+            locationId: 'S3',
+            terminal: 'T1',
+            occurredAt: at(120),
+            receivedAt: expect.any(String) as string,
+            lines: [{ sku: 'NO-SUCH-SKU', quantity: 1 }],
+            status: 'rejected',
+            code: 'UNKNOWN_REFERENCE',
+            detail: "unknown SKU 'NO-SUCH-SKU'",
+            flagged: false,
+          },
+        ]);
+        expect(Date.parse(rejected.items[0]!.receivedAt)).toBeGreaterThan(base);
+        expect(await ids('?status=applied')).toEqual(NEWEST_FIRST.filter((i) => i !== 'p-03'));
+        expect(await ids('?flagged=true')).toEqual(['p-05b', 'p-01']);
+        expect(await ids('?status=applied&flagged=false')).toEqual([
+          'p-06',
+          'p-05a',
+          'p-04',
+          'p-02',
+        ]);
+        expect(await ids('?terminal=T2')).toEqual(['p-04', 'p-02']);
+        // since is inclusive, until exclusive.
+        expect(
+          await ids(`?since=${encodeURIComponent(at(60))}&until=${encodeURIComponent(at(240))}`),
+        ).toEqual(['p-04', 'p-03', 'p-02']);
+        expect(await ids(`?since=${encodeURIComponent(at(240))}&flagged=true`)).toEqual(['p-05b']);
+
+        // Each applied sale names the movements it produced, as the ledger has them.
+        const ledger = await t.request('GET', '/v1/inventory/movements?locationId=S3&limit=100');
+        const moves = (ledger.json as { items: Array<{ id: string; reference?: string }> }).items;
+        const p05b = (await log('?flagged=true')).items[0]!;
+        expect(p05b.movementIds).toEqual(
+          moves.filter((m) => m.reference === 'pos:p-05b').map((m) => m.id),
+        );
+        expect(p05b.movementIds).toHaveLength(1);
+        expect((await log('?status=applied&limit=1')).items[0]!.terminal).toBeUndefined();
+
+        // The rejected sale, corrected and sent again, is kept as it applied.
+        const resent = await post<{ applied: number }>('/v1/inventory/locations/S3/pos-sales', {
+          sales: [sale('p-03', 120, [{ sku: 'INV-B', quantity: 2 }], 'T1')],
+        });
+        expect(resent.applied).toBe(1);
+        expect(await ids('?status=rejected')).toEqual([]);
+        const window = `since=${encodeURIComponent(at(120))}&until=${encodeURIComponent(at(121))}`;
+        const [p03] = (await log(`?${window}`)).items;
+        expect(p03).toMatchObject({
+          saleId: 'p-03',
+          status: 'applied',
+          lines: [{ sku: 'INV-B', quantity: 2 }],
+          flagged: false,
+        });
+        expect(p03!.code).toBeUndefined();
+        expect(p03!.movementIds).toHaveLength(1);
+      });
+
+      it('refuses an unknown location, a bad cursor or status, and keys that may not read it', async () => {
+        const problem = async (url: string, status: number, code: string, key?: string) => {
+          const r = await t.request('GET', url, key === undefined ? {} : { key });
+          expect(r.status, url).toBe(status);
+          expect(r.headers['content-type'], url).toContain('application/problem+json');
+          expect((r.json as Problem).code, url).toBe(code);
+          return r.json as Problem;
+        };
+        await problem('/v1/inventory/locations/NOWHERE/pos-sales', 404, 'NOT_FOUND');
+        const forged = Buffer.from('not-a-time:p-01').toString('base64url');
+        for (const cursor of ['%%%', forged, Buffer.from('1234:').toString('base64url')]) {
+          const bad = await problem(
+            `/v1/inventory/locations/S3/pos-sales?cursor=${cursor}`,
+            400,
+            'VALIDATION_FAILED',
+          );
+          expect(bad.errors![0]!.pointer).toBe('/cursor');
+        }
+        for (const query of [
+          'status=flagged',
+          'status=pending',
+          'flagged=maybe',
+          'since=today',
+          'until=2016-12-31T23:59:60Z', // a leap second: a valid date-time that Date cannot read
+        ]) {
+          await problem(`/v1/inventory/locations/S3/pos-sales?${query}`, 400, 'VALIDATION_FAILED');
+        }
+        const { secret: sweden } = await t.hub.services.access.create({
+          name: 'SE reader',
+          channel: 'web',
+          scopes: ['inventory:read'],
+          markets: ['SE'],
+        });
+        await problem('/v1/inventory/locations/S3/pos-sales', 403, 'FORBIDDEN_SCOPE', sweden);
+        const { secret: till } = await t.hub.services.access.create({
+          name: 'S3 till',
+          channel: 'pos',
+          scopes: ['inventory:pos'],
+          markets: ['DE'],
+        });
+        await problem('/v1/inventory/locations/S3/pos-sales', 403, 'FORBIDDEN_SCOPE', till);
+        const { secret: germany } = await t.hub.services.access.create({
+          name: 'DE reader',
+          channel: 'web',
+          scopes: ['inventory:read'],
+          markets: ['DE'],
+        });
+        const ok = await t.request('GET', '/v1/inventory/locations/S3/pos-sales?limit=1', {
+          key: germany,
+        });
+        expect(ok.status).toBe(200);
+      });
     });
 
     it('answers availability for many SKUs and finds pickup stores nearby that are open', async () => {
@@ -694,3 +959,74 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
     });
   });
 });
+
+describe.each(storageTargets.map((target) => target.name))(
+  'POS sales kept before migration 0014: %s',
+  (name) => {
+    it('gets its terminal, negative-stock flag and movements from the doc and the ledger', async () => {
+      let storage: Storage;
+      let dispose: () => Promise<void>;
+      if (name === 'sqlite') {
+        const dir = mkdtempSync(join(tmpdir(), 'nexus-upgrade-'));
+        storage = openSqlite({ file: join(dir, 'nexus.db') });
+        dispose = async () => {
+          await storage.close();
+          rmSync(dir, { recursive: true, force: true });
+        };
+      } else {
+        const database = await createPgDatabase();
+        storage = openPostgres({ url: database.url });
+        dispose = async () => {
+          await storage.close();
+          await database.drop();
+        };
+      }
+      try {
+        expect((await migrateTo(storage, '0011_guarded_stock_writes')).error).toBeUndefined();
+        const db = storage.db;
+        const doc = (terminal?: string) =>
+          JSON.stringify({
+            saleId: 'x',
+            occurredAt: '2024-03-01T08:00:00.000Z',
+            terminal,
+            lines: [],
+          });
+        for (const [sale, status, reason, terminal] of [
+          ['u-1', 'applied', null, 'T9'],
+          ['u-2', 'applied', null, undefined],
+          ['u-3', 'rejected', 'INSUFFICIENT_STOCK: no', 'T9'],
+        ] as const) {
+          await sql`insert into inventory_pos_sales (location_id, sale_id, occurred_at, received_at,
+            lines, status, reason, doc) values ('L1', ${sale}, 1, 2, 1, ${status}, ${reason},
+            ${doc(terminal)})`.execute(db);
+        }
+        const move = (id: string, reference: string, flagged: string | null, channel = 'pos') =>
+          sql`insert into inventory_movements (id, sku, location_id, reason, delta, on_hand_after,
+            reserved_after, reference, flagged, actor, channel, occurred_at, recorded_at)
+            values (${id}, 'A', 'L1', ${channel === 'pos' ? 'sale' : 'correction'}, -1, 0, 0,
+            ${reference}, ${flagged}, 'api-key:k', ${channel}, 1, 2)`.execute(db);
+        await move('m-1', 'pos:u-1', null);
+        await move('m-2', 'pos:u-1', 'negative-stock');
+        await move('m-3', 'pos:u-2', null);
+        // Not a POS sale's movement, whatever its reference says.
+        await move('m-4', 'pos:u-2', null, 'web');
+        await move('m-5', 'pos:u-1', null, 'web');
+
+        expect((await migrateToLatest(storage)).error).toBeUndefined();
+        const rows = await listPosSales(db, { locationId: 'L1', limit: 10 });
+        const byId = new Map(rows.map((r) => [r.sale_id, r]));
+        expect(byId.get('u-1')).toMatchObject({ terminal: 'T9', flagged: 'negative-stock' });
+        expect(JSON.parse(byId.get('u-1')!.movement_ids!)).toEqual(['m-1', 'm-2']);
+        expect(byId.get('u-2')).toMatchObject({ terminal: null, flagged: null });
+        expect(JSON.parse(byId.get('u-2')!.movement_ids!)).toEqual(['m-3']);
+        expect(byId.get('u-3')).toMatchObject({
+          terminal: 'T9',
+          flagged: null,
+          movement_ids: null,
+        });
+      } finally {
+        await dispose();
+      }
+    });
+  },
+);

@@ -166,6 +166,32 @@ export const PosSale = Type.Object(
 );
 export type PosSale = Static<typeof PosSale>;
 
+/** What the store records of a POS sale (`pending` exists only inside the deciding transaction). */
+export const POS_SALE_STATUSES = ['applied', 'rejected'] as const;
+
+/** A POS sale as the hub kept it: the sale log of a location. */
+export const PosSaleRecord = Type.Object({
+  saleId: Type.String(),
+  locationId: Type.String(),
+  terminal: Type.Optional(Type.String()),
+  occurredAt: Type.String({ format: 'date-time', description: 'When the sale happened (POS)' }),
+  receivedAt: Type.String({
+    format: 'date-time',
+    description: 'When the hub received the sale as last sent (a rejected sale may be resent)',
+  }),
+  lines: Type.Array(Type.Object({ sku: Type.String(), quantity: Type.Integer() })),
+  status: Type.Union(POS_SALE_STATUSES.map((s) => Type.Literal(s))),
+  code: Type.Optional(Type.String({ description: 'Rejected: the stable error code' })),
+  detail: Type.Optional(Type.String({ description: 'Rejected: why' })),
+  flagged: Type.Boolean({
+    description: 'Applied, and took stock below zero at a location that allows it',
+  }),
+  movementIds: Type.Optional(
+    Type.Array(Type.String(), { description: 'Applied: the ledger movements it produced' }),
+  ),
+});
+export type PosSaleRecord = Static<typeof PosSaleRecord>;
+
 export const MODES = ['all-or-nothing', 'per-line'] as const;
 export type Mode = (typeof MODES)[number];
 

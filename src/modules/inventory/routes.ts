@@ -14,7 +14,9 @@ import {
   AdjustLine,
   CountLine,
   LineResult,
+  POS_SALE_STATUSES,
   PosSale,
+  PosSaleRecord,
   ReceiveLine,
   ReceiveTransferBody,
   ReservationIdLine,
@@ -294,6 +296,48 @@ export function inventoryRoutes(
         results,
       };
     },
+  });
+
+  app.get('/v1/inventory/locations/:locationId/pos-sales', {
+    config: { scope: 'inventory:read' },
+    schema: {
+      tags,
+      summary:
+        "A location's POS sales as kept, newest first by when they happened: applied ones " +
+        '(flagged when they took stock below zero, with the movements they produced) and ' +
+        'rejected ones with their reason',
+      params: Type.Object({ locationId: LocationParam }),
+      querystring: Type.Object({
+        status: Type.Optional(Type.Union(POS_SALE_STATUSES.map((s) => Type.Literal(s)))),
+        flagged: Type.Optional(
+          Type.Boolean({ description: 'true: only sales that took stock below zero' }),
+        ),
+        terminal: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+        since: Type.Optional(
+          Type.String({ format: 'date-time', description: 'Happened at or after (inclusive)' }),
+        ),
+        until: Type.Optional(
+          Type.String({ format: 'date-time', description: 'Happened before (exclusive)' }),
+        ),
+        cursor: Type.Optional(Type.String({ maxLength: 600 })),
+        limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
+      }),
+      response: {
+        200: Type.Object({
+          items: Type.Array(PosSaleRecord),
+          nextCursor: Type.Union([Type.String(), Type.Null()]),
+        }),
+        400: Problem,
+        403: Problem,
+        404: Problem,
+      },
+    },
+    handler: async (request) =>
+      service.posSaleLog(
+        request.ctx,
+        (request.params as { locationId: string }).locationId,
+        request.query as Parameters<InventoryService['posSaleLog']>[2],
+      ),
   });
 
   // ---- queries ---------------------------------------------------------------------------

@@ -3,17 +3,18 @@ import { NexusError, type ErrorCode, type FieldError } from '../../model/errors.
 import { uuidv7 } from '../../model/ids.js';
 import type { Channel } from '../../model/schemas/common.js';
 import type { InventoryLevel, Reservation } from '../../model/schemas/inventory.js';
-import type { Context } from '../../platform/context.js';
+import { mayActFor, type Context } from '../../platform/context.js';
 import { isRetryableConflict } from '../../platform/db/errors.js';
 import { attemptInHalves } from '../../platform/halving.js';
 import type { Dialect, Executor } from '../../platform/db/storage.js';
 import type { Transactor } from '../../platform/events/unit-of-work.js';
-import { decodeCursor, pageOf } from '../../platform/resources.js';
+import { decodeCursor, pageOf, type Page } from '../../platform/resources.js';
 import { SchemaValidator } from '../../platform/validation.js';
 import {
   AdjustLine,
   CountLine,
   PosSale,
+  type PosSaleRecord,
   ReceiveLine,
   ReceiveTransferBody,
   ReservationIdLine,
@@ -50,6 +51,7 @@ import {
   levelsAtLocation,
   levelsOfSkus,
   listMovements,
+  listPosSales,
   listReservations,
   putChannelPolicy,
   type MovementRow,
@@ -194,6 +196,47 @@ function toTransfer(row: TransferRow): Transfer {
   if (row.reference !== null) t.reference = row.reference;
   if (row.received_at !== null) t.receivedAt = new Date(Number(row.received_at)).toISOString();
   return t;
+}
+
+function toPosSaleRecord(row: PosSaleRow): PosSaleRecord {
+  const sale = JSON.parse(row.doc) as PosSale;
+  const record: PosSaleRecord = {
+    saleId: row.sale_id,
+    locationId: row.location_id,
+    occurredAt: new Date(Number(row.occurred_at)).toISOString(),
+    receivedAt: new Date(Number(row.received_at)).toISOString(),
+    lines: sale.lines,
+    status: row.status as PosSaleRecord['status'],
+    flagged: row.flagged !== null,
+  };
+  if (row.terminal !== null) record.terminal = row.terminal;
+  if (row.reason !== null) {
+    // Stored as `<CODE>: <detail>` (posSales); split back into what the POST answered.
+    const parts = /^([A-Z][A-Z0-9_]*): ([\s\S]*)$/.exec(row.reason);
+    if (parts) {
+      record.code = parts[1]!;
+      record.detail = parts[2]!;
+    } else {
+      record.detail = row.reason;
+    }
+  }
+  if (row.movement_ids !== null) record.movementIds = JSON.parse(row.movement_ids) as string[];
+  return record;
+}
+
+/** The POS sale log's cursor: the business time and id of the last sale on the page. */
+const posSaleKey = (row: PosSaleRow) => `${Number(row.occurred_at)}:${row.sale_id}`;
+
+function decodePosSaleCursor(cursor: string): { occurredAt: number; saleId: string } {
+  const key = decodeCursor(cursor);
+  const colon = key.indexOf(':');
+  const occurredAt = Number(key.slice(0, colon));
+  if (colon < 1 || !Number.isSafeInteger(occurredAt) || colon === key.length - 1) {
+    throw new NexusError('VALIDATION_FAILED', 'cursor is not one this API handed out', {
+      errors: [{ pointer: '/cursor', detail: 'invalid cursor', in: 'query' }],
+    });
+  }
+  return { occurredAt, saleId: key.slice(colon + 1) };
 }
 
 /** A whole call failed in all-or-nothing mode: one problem with a pointer per failed line. */
@@ -687,19 +730,18 @@ export class InventoryService {
         occurred_at: at,
         received_at: receivedAt,
         lines: sale.lines.length,
+        terminal: sale.terminal ?? null,
         status: 'pending',
         reason: null,
+        flagged: null,
+        movement_ids: null,
         doc: JSON.stringify(sale),
       }));
       const claimed = await claimPosSales(s.uow.trx, claimRows);
       const keys = [...known].map((sku) => ({ sku, locationId }));
       await s.load(keys, true);
-      const outcomes: Array<{
-        saleId: string;
-        status: 'applied' | 'rejected';
-        reason: string | null;
-      }> = [];
-      for (const { sale, index, at } of ordered) {
+      const settled: PosSaleRow[] = [];
+      for (const [i, { sale, index, at }] of ordered.entries()) {
         if (!claimed.has(sale.saleId)) {
           results[index] = { saleId: sale.saleId, status: 'duplicate' };
           continue;
@@ -712,14 +754,15 @@ export class InventoryService {
             code: problem.code,
             detail: problem.detail,
           };
-          outcomes.push({
-            saleId: sale.saleId,
+          settled.push({
+            ...claimRows[i]!,
             status: 'rejected',
             reason: `${problem.code}: ${problem.detail}`,
           });
           continue;
         }
-        let flagged = false;
+        let flag: string | null = null;
+        const movementIds: string[] = [];
         for (const line of sale.lines) {
           const level = s.level(line.sku, locationId)!;
           const moved = s.move(level, {
@@ -731,14 +774,22 @@ export class InventoryService {
             note: sale.terminal === undefined ? undefined : `terminal ${sale.terminal}`,
             occurredAt: at,
           });
-          if (!isFailure(moved) && moved.flagged !== null) flagged = true;
+          if (isFailure(moved)) continue;
+          movementIds.push(moved.id);
+          flag ??= moved.flagged;
         }
-        results[index] = flagged
-          ? { saleId: sale.saleId, status: 'applied', flagged: true }
-          : { saleId: sale.saleId, status: 'applied' };
-        outcomes.push({ saleId: sale.saleId, status: 'applied', reason: null });
+        results[index] =
+          flag !== null
+            ? { saleId: sale.saleId, status: 'applied', flagged: true }
+            : { saleId: sale.saleId, status: 'applied' };
+        settled.push({
+          ...claimRows[i]!,
+          status: 'applied',
+          flagged: flag,
+          movement_ids: JSON.stringify(movementIds),
+        });
       }
-      await settlePosSales(s.uow.trx, locationId, outcomes);
+      await settlePosSales(s.uow.trx, settled);
     });
     return results;
   }
@@ -767,6 +818,55 @@ export class InventoryService {
       }
     }
     return null;
+  }
+
+  /**
+   * The sales a location's POS sent, as kept: applied ones (flagged when they took stock below
+   * zero) and rejected ones with their reason, newest first by when they happened.
+   */
+  async posSaleLog(
+    ctx: Context,
+    locationId: string,
+    query: {
+      status?: PosSaleRecord['status'];
+      flagged?: boolean;
+      terminal?: string;
+      since?: string;
+      until?: string;
+      cursor?: string;
+      limit: number;
+    },
+  ): Promise<Page<PosSaleRecord>> {
+    const site = await this.sites.site(locationId);
+    if (!site) throw new NexusError('NOT_FOUND', `location '${locationId}' does not exist`);
+    // Keys may be limited to markets (there are no per-location keys): a location's sales are
+    // read under its market, as availability is.
+    if (!mayActFor(ctx, site.marketCode)) {
+      throw new NexusError('FORBIDDEN_SCOPE', `this key may not read market '${site.marketCode}'`);
+    }
+    const time = (name: 'since' | 'until') => {
+      const value = query[name];
+      if (value === undefined) return undefined;
+      const ms = Date.parse(value);
+      // A leap second (23:59:60) is a valid date-time that Date cannot read.
+      if (Number.isNaN(ms)) {
+        throw new NexusError('VALIDATION_FAILED', `${name} is not a time this API can read`, {
+          errors: [{ pointer: `/${name}`, detail: 'unreadable time', in: 'query' }],
+        });
+      }
+      return ms;
+    };
+    const rows = await listPosSales(this.deps.db, {
+      locationId,
+      status: query.status,
+      flagged: query.flagged,
+      terminal: query.terminal,
+      since: time('since'),
+      until: time('until'),
+      before: query.cursor === undefined ? undefined : decodePosSaleCursor(query.cursor),
+      limit: query.limit + 1,
+    });
+    return pageOf(rows, query.limit, posSaleKey, toPosSaleRecord);
   }
 
   // ---- queries ----------------------------------------------------------------------------

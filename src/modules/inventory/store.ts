@@ -84,8 +84,15 @@ export interface PosSaleRow {
   occurred_at: number;
   received_at: number;
   lines: number;
+  terminal: string | null;
+  /** pending (only inside the transaction that decides it), applied or rejected. */
   status: string;
+  /** Why a sale was rejected: `<CODE>: <detail>`. */
   reason: string | null;
+  /** The movement flag (`negative-stock`) when an applied sale took stock below zero. */
+  flagged: string | null;
+  /** JSON array of the ids of the movements an applied sale produced. */
+  movement_ids: string | null;
   doc: string;
 }
 
@@ -498,10 +505,10 @@ export async function claimPosSales(
   for (const part of chunks(rows, 1000)) {
     const values = part.map(
       (r) => sql`(${r.location_id}, ${r.sale_id}, ${r.occurred_at}, ${r.received_at}, ${r.lines},
-        'pending', null, ${r.doc})`,
+        ${r.terminal}, 'pending', null, ${r.doc})`,
     );
     const inserted = await sql<{ sale_id: string }>`insert into inventory_pos_sales
-      (location_id, sale_id, occurred_at, received_at, lines, status, reason, doc)
+      (location_id, sale_id, occurred_at, received_at, lines, terminal, status, reason, doc)
       values ${sql.join(values)} on conflict (location_id, sale_id) do nothing
       returning sale_id`.execute(trx);
     inserted.rows.forEach((r) => claimed.add(r.sale_id));
@@ -514,29 +521,55 @@ export async function claimPosSales(
   return claimed;
 }
 
-export async function settlePosSales(
-  trx: Executor,
-  locationId: string,
-  outcomes: ReadonlyArray<{
-    saleId: string;
-    status: 'applied' | 'rejected';
-    reason: string | null;
-  }>,
-): Promise<void> {
-  for (const o of outcomes) {
-    await sql`update inventory_pos_sales set status = ${o.status}, reason = ${o.reason}
-      where location_id = ${locationId} and sale_id = ${o.saleId}`.execute(trx);
+/**
+ * Writes each claimed sale as decided: status, reason, flag and movements, and the sale as it
+ * was sent this time (a rejected sale sent again may have been corrected, and the log must
+ * show the sale that applied, not the one first refused).
+ */
+export async function settlePosSales(trx: Executor, rows: readonly PosSaleRow[]): Promise<void> {
+  for (const r of rows) {
+    await sql`update inventory_pos_sales set occurred_at = ${r.occurred_at},
+      received_at = ${r.received_at}, lines = ${r.lines}, terminal = ${r.terminal},
+      status = ${r.status}, reason = ${r.reason}, flagged = ${r.flagged},
+      movement_ids = ${r.movement_ids}, doc = ${r.doc}
+      where location_id = ${r.location_id} and sale_id = ${r.sale_id}`.execute(trx);
   }
 }
 
-export async function listPosSales(
-  db: Executor,
-  filter: { locationId: string; status?: string | undefined; limit: number },
-): Promise<PosSaleRow[]> {
-  const { rows } = await sql<PosSaleRow>`select * from inventory_pos_sales
-    where location_id = ${filter.locationId}
-    ${filter.status === undefined ? sql`` : sql`and status = ${filter.status}`}
-    order by occurred_at desc limit ${filter.limit}`.execute(db);
+export interface PosSaleFilter {
+  locationId: string;
+  status?: string | undefined;
+  /** true: only sales that took stock below zero; false: only the others. */
+  flagged?: boolean | undefined;
+  terminal?: string | undefined;
+  /** Business time (occurred_at), from `since` inclusive to `until` exclusive. */
+  since?: number | undefined;
+  until?: number | undefined;
+  /** Keyset: the last sale of the previous page (the log runs newest first). */
+  before?: { occurredAt: number; saleId: string } | undefined;
+  limit: number;
+}
+
+/** One location's sales, newest first by the time they happened (index inventory_pos_sales_time). */
+export async function listPosSales(db: Executor, filter: PosSaleFilter): Promise<PosSaleRow[]> {
+  const where: RawBuilder<unknown>[] = [sql`location_id = ${filter.locationId}`];
+  if (filter.status !== undefined) where.push(sql`status = ${filter.status}`);
+  if (filter.flagged !== undefined) {
+    where.push(filter.flagged ? sql`flagged is not null` : sql`flagged is null`);
+  }
+  if (filter.terminal !== undefined) where.push(sql`terminal = ${filter.terminal}`);
+  if (filter.since !== undefined) where.push(sql`occurred_at >= ${filter.since}`);
+  if (filter.until !== undefined) where.push(sql`occurred_at < ${filter.until}`);
+  if (filter.before !== undefined) {
+    // Spelled out rather than as a row comparison so both planners see a range on the index.
+    const { occurredAt, saleId } = filter.before;
+    where.push(sql`occurred_at <= ${occurredAt}
+      and (occurred_at < ${occurredAt} or sale_id < ${saleId})`);
+  }
+  const { rows } = await sql<PosSaleRow>`select location_id, sale_id, occurred_at, received_at,
+    lines, terminal, status, reason, flagged, movement_ids, doc from inventory_pos_sales
+    where ${sql.join(where, sql` and `)}
+    order by occurred_at desc, sale_id desc limit ${filter.limit}`.execute(db);
   return rows;
 }
 

@@ -1,4 +1,11 @@
-import { Migrator, sql, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
+import {
+  Migrator,
+  sql,
+  type Kysely,
+  type Migration,
+  type MigrationResultSet,
+  type RawBuilder,
+} from 'kysely';
 import type { Dialect, Storage } from './storage.js';
 
 /**
@@ -660,10 +667,50 @@ const steps: Record<string, Step> = {
     if (dialect !== 'postgres') return;
     await sql`alter table inventory_levels set (fillfactor = 50)`.execute(db);
   },
+  '0014_pos_sale_log': async (db, dialect) => {
+    // The POS sale log (GET /v1/inventory/locations/{id}/pos-sales) shows each sale's terminal,
+    // whether it took stock below zero, and the movements it produced. The service records them
+    // when it settles a sale; rows settled before are filled in here from the doc and the ledger.
+    for (const column of ['terminal', 'flagged', 'movement_ids']) {
+      // SQLite adds one column per ALTER TABLE.
+      await db.schema.alterTable('inventory_pos_sales').addColumn(column, 'text').execute();
+    }
+    if (dialect === 'postgres') {
+      await sql`update inventory_pos_sales set terminal = doc::jsonb ->> 'terminal'`.execute(db);
+    } else {
+      await sql`update inventory_pos_sales set terminal = json_extract(doc, '$.terminal')`.execute(
+        db,
+      );
+    }
+    // A POS sale's movements carry reference 'pos:<sale id>' (channel pos, reason sale or return).
+    const produced = (ids: RawBuilder<unknown>) => sql`(select location_id,
+        substr(reference, 5) as sale_id, max(flagged) as flagged, ${ids} as ids
+      from inventory_movements where channel = 'pos' and reason in ('sale', 'return')
+        and substr(reference, 1, 4) = 'pos:'
+      group by location_id, substr(reference, 5)) as m`;
+    if (dialect === 'postgres') {
+      await sql`update inventory_pos_sales as s set flagged = m.flagged, movement_ids = m.ids
+        from ${produced(sql`json_agg(id order by seq)::text`)}
+        where s.status = 'applied' and s.location_id = m.location_id
+          and s.sale_id = m.sale_id`.execute(db);
+    } else {
+      await sql`update inventory_pos_sales set flagged = m.flagged, movement_ids = m.ids
+        from ${produced(sql`json_group_array(id order by seq)`)}
+        where inventory_pos_sales.status = 'applied'
+          and inventory_pos_sales.location_id = m.location_id
+          and inventory_pos_sales.sale_id = m.sale_id`.execute(db);
+    }
+    // The log lists one location's sales newest first, a page at a time (a store posts
+    // thousands a day): without this each page would sort all of the location's sales.
+    await db.schema
+      .createIndex('inventory_pos_sales_time')
+      .on('inventory_pos_sales')
+      .columns(['location_id', 'occurred_at', 'sale_id'])
+      .execute();
+  },
 };
 
-/** Runs every pending migration; safe to call from several processes at once (kysely locks). */
-export async function migrateToLatest(storage: Storage): Promise<MigrationResultSet> {
+function migratorOf(storage: Storage): Migrator {
   const dialect = storage.dialect;
   // Migrations see the schema as untyped: they are what creates the types' tables.
   const db = storage.db as unknown as Kysely<unknown>;
@@ -673,11 +720,20 @@ export async function migrateToLatest(storage: Storage): Promise<MigrationResult
       { up: (d: Kysely<unknown>) => step(d, dialect) },
     ]),
   );
-  const migrator = new Migrator({
+  return new Migrator({
     db,
     provider: { getMigrations: () => Promise.resolve(migrations) },
   });
-  return migrator.migrateToLatest();
+}
+
+/** Runs every pending migration; safe to call from several processes at once (kysely locks). */
+export async function migrateToLatest(storage: Storage): Promise<MigrationResultSet> {
+  return migratorOf(storage).migrateToLatest();
+}
+
+/** Runs pending migrations up to and including `name`: tests of an upgrade from an older schema. */
+export async function migrateTo(storage: Storage, name: string): Promise<MigrationResultSet> {
+  return migratorOf(storage).migrateTo(name);
 }
 
 export const MIGRATION_NAMES = Object.keys(steps);
