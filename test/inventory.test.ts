@@ -293,7 +293,7 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
       );
     });
 
-    it('expires lapsed holds, and a commit after expiry is refused', async () => {
+    it('expires lapsed holds; a commit is RESERVATION_EXPIRED before and after the sweep', async () => {
       await post('/v1/inventory/receipts', {
         lines: [{ sku: 'INV-C', locationId: 'S2', quantity: 4 }],
       });
@@ -317,6 +317,20 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
       expect((await inventory.getReservation(t.hub.services.access as never, r.id)).status).toBe(
         'expired',
       );
+      // After the sweep the answer is the same, for a commit and for a release, single or bulk.
+      for (const step of ['commit', 'release']) {
+        const swept = await t.request('POST', `/v1/inventory/reservations/${r.id}/${step}`, {
+          body: {},
+        });
+        expect(swept.status, step).toBe(409);
+        expect((swept.json as Problem).code, step).toBe('RESERVATION_EXPIRED');
+      }
+      const bulk = await post<Bulk>('/v1/inventory/reservations/commit', {
+        mode: 'per-line',
+        lines: [{ reservationId: r.id }],
+      });
+      expect(bulk.results[0]).toMatchObject({ status: 'failed', code: 'RESERVATION_EXPIRED' });
+      expect(await levelOf('INV-C', 'S2')).toMatchObject({ onHand: 4, reserved: 0 });
     });
 
     it('never oversells a hot SKU under hundreds of concurrent reservations', async () => {

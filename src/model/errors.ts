@@ -25,7 +25,7 @@ export const ERROR_CODES = {
   RESERVATION_EXPIRED: { status: 409, title: 'The reservation has expired' },
   RESERVATION_NOT_ACTIVE: {
     status: 409,
-    title: 'The reservation was already committed, released or expired',
+    title: 'The reservation was already committed or released',
   },
   TOKEN_MALFORMED: { status: 400, title: 'Not a token' },
   TOKEN_CLASS_FORBIDDEN: {

@@ -572,16 +572,27 @@ export class InventoryService {
       apply: (s, l) => {
         const row = found.get(l.reservationId);
         if (!row) return failure('NOT_FOUND', `reservation '${l.reservationId}' does not exist`);
+        // Expired is one answer whether or not the sweep has run yet: a commit of a hold past
+        // its expiry, or any step on a hold the sweep expired. A release of a lapsed hold the
+        // sweep has not reached still releases it: the caller gives the units back, which is
+        // what the sweep would do a moment later.
+        const lapsed =
+          row.status === 'expired' ||
+          (row.status === 'active' &&
+            status === 'committed' &&
+            row.expires_at !== null &&
+            row.expires_at <= s.now);
+        if (lapsed) {
+          return failure(
+            'RESERVATION_EXPIRED',
+            `reservation '${row.id}' expired` +
+              (row.expires_at === null ? '' : ` at ${new Date(row.expires_at).toISOString()}`),
+          );
+        }
         if (row.status !== 'active') {
           return failure(
             'RESERVATION_NOT_ACTIVE',
             `reservation '${row.id}' is ${row.status}${row.status_reason ? ` (${row.status_reason})` : ''}`,
-          );
-        }
-        if (status === 'committed' && row.expires_at !== null && row.expires_at <= s.now) {
-          return failure(
-            'RESERVATION_EXPIRED',
-            `reservation '${row.id}' expired at ${new Date(row.expires_at).toISOString()}`,
           );
         }
         const level = s.level(row.sku, row.location_id)!;
