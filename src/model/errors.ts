@@ -27,6 +27,10 @@ export const ERROR_CODES = {
     status: 409,
     title: 'The reservation was already committed or released',
   },
+  RESERVATION_ID_CONFLICT: {
+    status: 409,
+    title: 'The reservation id is taken by a reservation of a different line',
+  },
   TOKEN_MALFORMED: { status: 400, title: 'Not a token' },
   TOKEN_CLASS_FORBIDDEN: {
     status: 403,
