@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Delivery, Subscription } from '../src/platform/bus/bus.js';
 import type { InventoryLevelChanged, Reservation } from '../src/model/schemas/inventory.js';
 import { localClock } from '../src/modules/inventory/availability.js';
+import { InventoryService, type ReserveOutcome } from '../src/modules/inventory/service.js';
+import { isNexusError } from '../src/model/errors.js';
 import { listPosSales } from '../src/modules/inventory/store.js';
 import { migrateTo, migrateToLatest } from '../src/platform/db/migrations.js';
 import { openPostgres } from '../src/platform/db/postgres.js';
@@ -55,7 +58,7 @@ interface Bulk<R = unknown> {
   }>;
 }
 
-const SKUS = ['INV-A', 'INV-B', 'INV-C', 'INV-HOT', 'INV-SNAP'];
+const SKUS = ['INV-A', 'INV-B', 'INV-C', 'INV-HOT', 'INV-SNAP', 'INV-ID', 'INV-ID2'];
 
 describe.each(hubShapes)('inventory: %s', (shape) => {
   let t: TestHub;
@@ -314,7 +317,7 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
       );
     });
 
-    it('expires lapsed holds, and a commit after expiry is refused', async () => {
+    it('expires lapsed holds; a commit is RESERVATION_EXPIRED before and after the sweep', async () => {
       await post('/v1/inventory/receipts', {
         lines: [{ sku: 'INV-C', locationId: 'S2', quantity: 4 }],
       });
@@ -338,6 +341,20 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
       expect((await inventory.getReservation(t.hub.services.access as never, r.id)).status).toBe(
         'expired',
       );
+      // After the sweep the answer is the same, for a commit and for a release, single or bulk.
+      for (const step of ['commit', 'release']) {
+        const swept = await t.request('POST', `/v1/inventory/reservations/${r.id}/${step}`, {
+          body: {},
+        });
+        expect(swept.status, step).toBe(409);
+        expect((swept.json as Problem).code, step).toBe('RESERVATION_EXPIRED');
+      }
+      const bulk = await post<Bulk>('/v1/inventory/reservations/commit', {
+        mode: 'per-line',
+        lines: [{ reservationId: r.id }],
+      });
+      expect(bulk.results[0]).toMatchObject({ status: 'failed', code: 'RESERVATION_EXPIRED' });
+      expect(await levelOf('INV-C', 'S2')).toMatchObject({ onHand: 4, reserved: 0 });
     });
 
     it('never oversells a hot SKU under hundreds of concurrent reservations', async () => {
@@ -558,6 +575,322 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
           .map((r) => ({ reservationId: r.result!.id })),
       });
       expect(released.applied).toBe(2);
+    });
+
+    describe('with a client-chosen id', () => {
+      const ctx = {
+        requestId: 'x',
+        actor: { kind: 'system' as const, id: 't' },
+        scopes: new Set(['*']),
+      };
+      const reservationEvents = (id: string) =>
+        events
+          .filter((e) => e.envelope.subject === `reservation/${id}`)
+          .map((e) => e.envelope.type.replace(/^inventory\.reservation\.|\.v1$/g, ''));
+      const activeHolds = async (sku: string, locationId: string) => {
+        const { rows } = await sql<{ n: number }>`select count(*) as n from inventory_reservations
+          where sku = ${sku} and location_id = ${locationId} and status = 'active'`.execute(
+          t.hub.storage.db,
+        );
+        return Number(rows[0]!.n);
+      };
+      /** Another hub process on the same database: its own queue and snapshots. */
+      const anotherProcess = () =>
+        new InventoryService({
+          db: t.hub.storage.db,
+          dialect: t.hub.storage.dialect,
+          transactor: t.hub.transactor,
+          queue: { maxBatch: 3, concurrency: 2 },
+        });
+
+      it('answers a retry with the same reservation, in its current status, holding stock once', async () => {
+        await post('/v1/inventory/receipts', {
+          lines: [{ sku: 'INV-ID', locationId: 'S1', quantity: 10 }],
+        });
+        const before = (await levelOf('INV-ID', 'S1'))!;
+        await waitFor(() => levelEvents('INV-ID', 'S1').some((e) => e.version === before.version));
+        const levelEventsBefore = levelEvents('INV-ID', 'S1').length;
+        const id = randomUUID();
+        const line = {
+          id,
+          sku: 'INV-ID',
+          locationId: 'S1',
+          quantity: 2,
+          reference: { type: 'cart', id: 'c-idem' },
+        };
+        const first = await post<Reservation>('/v1/inventory/reservations', line, 201);
+        expect(first).toMatchObject({ id, status: 'active', quantity: 2 });
+        const retry = await post<Reservation>('/v1/inventory/reservations', line, 201);
+        expect(retry).toEqual(first);
+        expect(await levelOf('INV-ID', 'S1')).toMatchObject({
+          onHand: before.onHand,
+          reserved: before.reserved + 2,
+          version: before.version + 1,
+        });
+        // Committed, then retried again: the answer is the reservation as it is now.
+        await post(`/v1/inventory/reservations/${id}/commit`, {});
+        const late = await post<Reservation>('/v1/inventory/reservations', line, 201);
+        expect(late).toMatchObject({ id, status: 'committed', createdAt: first.createdAt });
+        const after = await levelOf('INV-ID', 'S1');
+        expect(after).toMatchObject({ onHand: before.onHand - 2, reserved: before.reserved });
+        // Per item, events arrive in commit order: once the commit's are here, a retry's
+        // would have been too.
+        await waitFor(() => reservationEvents(id).includes('committed'));
+        await waitFor(() => levelEvents('INV-ID', 'S1').some((e) => e.version === after!.version));
+        expect(reservationEvents(id)).toEqual(['created', 'committed']);
+        expect(levelEvents('INV-ID', 'S1').length).toBe(levelEventsBefore + 2);
+
+        // A hold the sweep expired is not held again by a retry.
+        const lapsing = { ...line, id: randomUUID(), ttlSeconds: 60 };
+        const held = await post<Reservation>('/v1/inventory/reservations', lapsing, 201);
+        await sql`update inventory_reservations set expires_at = ${Date.now() - 1}
+          where id = ${held.id}`.execute(t.hub.storage.db);
+        expect(await t.hub.services.inventory.expireDue(Date.now())).toBe(1);
+        const expired = await post<Reservation>('/v1/inventory/reservations', lapsing, 201);
+        expect(expired).toMatchObject({ id: held.id, status: 'expired' });
+        expect(await levelOf('INV-ID', 'S1')).toMatchObject({ reserved: before.reserved });
+      });
+
+      it('refuses the same id for a different line with RESERVATION_ID_CONFLICT, changing nothing', async () => {
+        await post('/v1/inventory/receipts', {
+          lines: [{ sku: 'INV-ID', locationId: 'S1', quantity: 5 }],
+        });
+        const id = `web-DE:cart-${randomUUID()}`;
+        const line = { id, sku: 'INV-ID', locationId: 'S1', quantity: 1 };
+        await post<Reservation>('/v1/inventory/reservations', line, 201);
+        const level = await levelOf('INV-ID', 'S1');
+        for (const other of [
+          { ...line, quantity: 2 },
+          { ...line, sku: 'INV-ID2' },
+          { ...line, locationId: 'W1' },
+          { ...line, channel: 'pos' },
+          { ...line, reference: { type: 'order', id: 'o-1' } },
+        ]) {
+          const r = await t.request('POST', '/v1/inventory/reservations', { body: other });
+          expect(r.status, JSON.stringify(other)).toBe(409);
+          expect(r.headers['content-type']).toContain('application/problem+json');
+          expect((r.json as Problem).code).toBe('RESERVATION_ID_CONFLICT');
+        }
+        const bulk = await t.request('POST', '/v1/inventory/reservations/bulk', {
+          body: {
+            lines: [
+              { sku: 'INV-ID', locationId: 'S1', quantity: 1 },
+              { ...line, quantity: 3 },
+            ],
+          },
+        });
+        expect(bulk.status).toBe(409);
+        expect(bulk.json).toMatchObject({
+          code: 'RESERVATION_ID_CONFLICT',
+          errors: [{ pointer: '/lines/1' }],
+        });
+        expect(await levelOf('INV-ID', 'S1')).toEqual(level);
+        // The API documents the id, and refuses what is not a bounded token.
+        const openapi = await t.request('GET', '/v1/openapi.json', { key: null });
+        const reserve = (
+          openapi.json as {
+            paths: Record<string, { post: { requestBody: { content: Record<string, unknown> } } }>;
+          }
+        ).paths['/v1/inventory/reservations']!.post.requestBody.content['application/json'];
+        const idSchema = (
+          reserve as { schema: { properties: Record<string, { pattern?: string }> } }
+        ).schema.properties.id;
+        expect(idSchema?.pattern).toBe('^[A-Za-z0-9][A-Za-z0-9._:-]{7,63}$');
+        for (const bad of ['r-1', 'bad id!!', 'x'.repeat(65)]) {
+          const r = await t.request('POST', '/v1/inventory/reservations', {
+            body: { ...line, id: bad },
+          });
+          expect(r.status, bad).toBe(400);
+        }
+      });
+
+      it('holds once when 20 reserves with one id arrive at once, also through two processes', async () => {
+        await post('/v1/inventory/receipts', {
+          lines: [
+            { sku: 'INV-ID', locationId: 'W1', quantity: 100 },
+            { sku: 'INV-ID2', locationId: 'W1', quantity: 100 },
+          ],
+        });
+        const inventory = t.hub.services.inventory;
+        const other = anotherProcess();
+        const start = {
+          a: (await levelOf('INV-ID', 'W1'))!,
+          b: (await levelOf('INV-ID2', 'W1'))!,
+          holds: await activeHolds('INV-ID', 'W1'),
+        };
+        const line = (id: string, sku = 'INV-ID') => ({ id, sku, locationId: 'W1', quantity: 3 });
+
+        // One process: the callers share the queue's batches.
+        const one = randomUUID();
+        const outcomes = await Promise.all(
+          Array.from({ length: 20 }, () => inventory.reserve(ctx, line(one))),
+        );
+        // Two processes on one database: batches race each other for the row and the id.
+        const two = randomUUID();
+        const raced = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            (i % 2 === 0 ? inventory : other).reserve(ctx, line(two)),
+          ),
+        );
+        for (const [id, all] of [
+          [one, outcomes],
+          [two, raced],
+        ] as Array<[string, ReserveOutcome[]]>) {
+          expect(all.every((o) => o.status === 'reserved')).toBe(true);
+          const held = all.map((o) => (o.status === 'reserved' ? o.reservation : null));
+          expect(new Set(held.map((r) => r?.id))).toEqual(new Set([id]));
+          expect(new Set(held.map((r) => r?.createdAt)).size).toBe(1);
+        }
+        expect(await levelOf('INV-ID', 'W1')).toMatchObject({
+          onHand: start.a.onHand,
+          reserved: start.a.reserved + 6,
+        });
+        expect(await activeHolds('INV-ID', 'W1')).toBe(start.holds + 2);
+
+        // The same id for two different lines at once, through two processes: one line wins,
+        // everyone with the other line hears RESERVATION_ID_CONFLICT, and stock is held once.
+        const contested = randomUUID();
+        const settled = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) =>
+            i % 2 === 0
+              ? inventory.reserve(ctx, line(contested))
+              : other.reserve(ctx, line(contested, 'INV-ID2')),
+          ),
+        );
+        const won = settled.flatMap((o) =>
+          o.status === 'fulfilled' && o.value.status === 'reserved' ? [o.value.reservation] : [],
+        );
+        const lost = settled.flatMap((o) => (o.status === 'rejected' ? [o.reason as unknown] : []));
+        expect(won.length + lost.length).toBe(20);
+        expect(new Set(won.map((r) => `${r.id} ${r.sku}`)).size).toBe(1);
+        expect(won.length).toBe(10);
+        expect(lost.every((e) => isNexusError(e) && e.code === 'RESERVATION_ID_CONFLICT')).toBe(
+          true,
+        );
+        const winner = won[0]!.sku;
+        expect(await levelOf('INV-ID', 'W1')).toMatchObject({
+          reserved: start.a.reserved + 6 + (winner === 'INV-ID' ? 3 : 0),
+        });
+        expect(await levelOf('INV-ID2', 'W1')).toMatchObject({
+          reserved: start.b.reserved + (winner === 'INV-ID2' ? 3 : 0),
+        });
+
+        // Bulk calls (no queue) at once: the same line holds once, and the same id for
+        // different items is a conflict for all but the first, never a database error.
+        const middle = {
+          a: (await levelOf('INV-ID', 'W1'))!.reserved,
+          b: (await levelOf('INV-ID2', 'W1'))!.reserved,
+        };
+        const same = randomUUID();
+        const bulks = await Promise.all(
+          Array.from({ length: 10 }, () => inventory.reserveLines(ctx, [line(same, 'INV-ID2')])),
+        );
+        expect(new Set(bulks.map((r) => r[0]!.status === 'applied' && r[0]!.result.id))).toEqual(
+          new Set([same]),
+        );
+        const split = randomUUID();
+        const splitOutcomes = await Promise.allSettled(
+          Array.from({ length: 10 }, (_, i) =>
+            inventory.reserveLines(ctx, [line(split, i % 2 === 0 ? 'INV-ID' : 'INV-ID2')]),
+          ),
+        );
+        const bulkWon = splitOutcomes.flatMap((o) =>
+          o.status === 'fulfilled' && o.value[0]!.status === 'applied' ? [o.value[0]!.result] : [],
+        );
+        const bulkLost = splitOutcomes.flatMap((o) =>
+          o.status === 'rejected' ? [o.reason as unknown] : [],
+        );
+        expect(bulkWon.length).toBe(5);
+        expect(new Set(bulkWon.map((r) => r.sku)).size).toBe(1);
+        expect(
+          bulkLost
+            .map((e) => (isNexusError(e) ? e.code : String(e)))
+            .every((code) => code === 'RESERVATION_ID_CONFLICT'),
+        ).toBe(true);
+        const bulkWinner = bulkWon[0]!.sku;
+        expect((await levelOf('INV-ID', 'W1'))!.reserved).toBe(
+          middle.a + (bulkWinner === 'INV-ID' ? 3 : 0),
+        );
+        expect((await levelOf('INV-ID2', 'W1'))!.reserved).toBe(
+          middle.b + 3 + (bulkWinner === 'INV-ID2' ? 3 : 0),
+        );
+
+        const ids = [one, two, contested, same, split];
+        await waitFor(() => ids.every((id) => reservationEvents(id).length > 0));
+        for (const sku of ['INV-ID', 'INV-ID2']) {
+          const after = (await levelOf(sku, 'W1'))!;
+          await waitFor(() => levelEvents(sku, 'W1').some((e) => e.version === after.version));
+        }
+        for (const id of ids) expect(reservationEvents(id)).toEqual(['created']);
+      });
+
+      it('makes bulk reserves retryable, all or nothing and per line', async () => {
+        await post('/v1/inventory/receipts', {
+          lines: [{ sku: 'INV-ID2', locationId: 'S2', quantity: 10 }],
+        });
+        const [a, b, c, d] = Array.from({ length: 4 }, () => randomUUID());
+        const item = { sku: 'INV-ID2', locationId: 'S2' };
+        const body = {
+          lines: [
+            { id: a, ...item, quantity: 1 },
+            { id: b, ...item, quantity: 2 },
+          ],
+        };
+        const first = await post<Bulk<Reservation>>('/v1/inventory/reservations/bulk', body);
+        expect(first.applied).toBe(2);
+        const level = await levelOf('INV-ID2', 'S2');
+        expect(level).toMatchObject({ onHand: 10, reserved: 3 });
+        const replay = await post<Bulk<Reservation>>('/v1/inventory/reservations/bulk', body);
+        expect(replay).toEqual(first);
+        expect(await levelOf('INV-ID2', 'S2')).toEqual(level);
+
+        // Per line: a replayed line, a new one and a conflicting one.
+        const mixed = await post<Bulk<Reservation>>('/v1/inventory/reservations/bulk', {
+          mode: 'per-line',
+          lines: [
+            { id: a, ...item, quantity: 1 },
+            { id: c, ...item, quantity: 4 },
+            { id: b, ...item, quantity: 5 },
+          ],
+        });
+        expect(mixed.results.map((r) => r.code ?? r.status)).toEqual([
+          'applied',
+          'applied',
+          'RESERVATION_ID_CONFLICT',
+        ]);
+        expect(mixed.results[0]!.result).toEqual(first.results[0]!.result);
+        expect(mixed.results[1]!.result).toMatchObject({ id: c, status: 'active', quantity: 4 });
+        expect(await levelOf('INV-ID2', 'S2')).toMatchObject({ reserved: 7 });
+
+        // All or nothing: the conflicting line fails the call, and the new line holds nothing.
+        const refused = await t.request('POST', '/v1/inventory/reservations/bulk', {
+          body: {
+            lines: [
+              { id: d, ...item, quantity: 1 },
+              { id: c, ...item, quantity: 1 },
+            ],
+          },
+        });
+        expect(refused.status).toBe(409);
+        expect((refused.json as Problem).code).toBe('RESERVATION_ID_CONFLICT');
+        expect(await levelOf('INV-ID2', 'S2')).toMatchObject({ reserved: 7 });
+        expect((await t.request('GET', `/v1/inventory/reservations/${d}`)).status).toBe(404);
+
+        // One call names an id once.
+        const repeated = await t.request('POST', '/v1/inventory/reservations/bulk', {
+          body: {
+            lines: [
+              { id: d, ...item, quantity: 1 },
+              { id: d, ...item, quantity: 1 },
+            ],
+          },
+        });
+        expect(repeated.status).toBe(400);
+        expect((repeated.json as Problem).errors![0]!.pointer).toBe('/lines/1/id');
+        await post('/v1/inventory/reservations/release', {
+          lines: [a, b, c].map((reservationId) => ({ reservationId })),
+        });
+      });
     });
 
     it('keeps a channel safety stock back from the web but not from the store till', async () => {

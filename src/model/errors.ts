@@ -25,7 +25,11 @@ export const ERROR_CODES = {
   RESERVATION_EXPIRED: { status: 409, title: 'The reservation has expired' },
   RESERVATION_NOT_ACTIVE: {
     status: 409,
-    title: 'The reservation was already committed, released or expired',
+    title: 'The reservation was already committed or released',
+  },
+  RESERVATION_ID_CONFLICT: {
+    status: 409,
+    title: 'The reservation id is taken by a reservation of a different line',
   },
   TOKEN_MALFORMED: { status: 400, title: 'Not a token' },
   TOKEN_CLASS_FORBIDDEN: {

@@ -110,8 +110,24 @@ export type ReceiveTransferBody = Static<typeof ReceiveTransferBody>;
 /** Longest hold a reservation may have: 30 days. */
 export const MAX_TTL_SECONDS = 30 * 24 * 3600;
 
+/**
+ * A reservation id the client chooses, so that a retry cannot hold the units twice: the hub's
+ * identifier alphabet, 8 to 64 characters (a UUID fits; a very short id is refused, as ids
+ * are shared by every caller of the hub and "1" from two clients would meet).
+ */
+export const ClientReservationId = Type.String({
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{7,63}$',
+  description:
+    'Client-chosen reservation id (8-64 of A-Z a-z 0-9 . _ : -, e.g. a UUID): a reserve with an ' +
+    'id that exists returns that reservation as it is now and changes nothing when the line is ' +
+    'the same (sku, locationId, quantity, channel, reference, marketCode if given), and is 409 ' +
+    'RESERVATION_ID_CONFLICT when it is not. Default: the hub makes one (UUIDv7).',
+  examples: ['0192f0c4-7a3e-7c1b-9d52-3f1e8a6b4c21', 'web-DE:cart-7731:line-2'],
+});
+
 export const ReserveLine = Type.Object(
   {
+    id: Type.Optional(ClientReservationId),
     sku: Sku,
     locationId: LocationId,
     quantity: Quantity,

@@ -156,6 +156,11 @@ export function inventoryRoutes(
       summary:
         'Reserve units (a cart, an order, a pickup hold). Never oversells: when the units are ' +
         'not there the answer is 409 INSUFFICIENT_STOCK with how many are available.',
+      description:
+        'Give the reservation an `id` of your own to retry safely: the same line with an id ' +
+        'that exists answers with that reservation as it is now (201, nothing held twice, no ' +
+        'event), also when the first attempt is still running; a different line with it is ' +
+        '409 RESERVATION_ID_CONFLICT.',
       body: ReserveLine,
       response: { 201: Reservation, 409: Problem, 422: Problem },
     },
@@ -174,7 +179,8 @@ export function inventoryRoutes(
     app,
     '/v1/inventory/reservations/bulk',
     'inventory:reserve',
-    'Reserve many lines in one transaction, all or nothing or line by line',
+    'Reserve many lines in one transaction, all or nothing or line by line (a line with the ' +
+      'id of an existing reservation answers with it, as a single reserve does)',
     ReserveLine,
     (ctx, lines, mode) => service.reserveLines(ctx, lines, mode),
   );

@@ -4,7 +4,7 @@ import { uuidv7 } from '../../model/ids.js';
 import type { Channel } from '../../model/schemas/common.js';
 import type { InventoryLevel, Reservation } from '../../model/schemas/inventory.js';
 import { mayActFor, type Context } from '../../platform/context.js';
-import { isRetryableConflict } from '../../platform/db/errors.js';
+import { isRetryableConflict, isUniqueViolation } from '../../platform/db/errors.js';
 import { attemptInHalves } from '../../platform/halving.js';
 import type { Dialect, Executor } from '../../platform/db/storage.js';
 import type { Transactor } from '../../platform/events/unit-of-work.js';
@@ -57,6 +57,7 @@ import {
   type MovementRow,
   dueReservations,
   existingSkus,
+  findReservations,
   getReservation,
   getTransfer,
   insertTransfers,
@@ -519,23 +520,39 @@ export class InventoryService {
     actors?: readonly string[],
     checked = false,
   ): Promise<Array<LineResult<Reservation>>> {
-    if (!checked) this.check(ReserveLine, lines, bulk);
-    let unknownSkus = new Set<string>();
-    return this.run(ctx, lines, mode, bulk, {
-      keys: theItem,
-      create: false,
-      afterLoad: async (s) => {
-        // An item without a stock row: either the SKU is unknown or it has no stock there.
-        const missing = lines.filter((l) => !s.level(l.sku, l.locationId)).map((l) => l.sku);
-        if (missing.length === 0) return;
-        const known = await existingSkus(s.uow.trx, [...new Set(missing)]);
-        unknownSkus = new Set(missing.filter((sku) => !known.has(sku)));
-      },
-      apply: (s, l, i) =>
-        unknownSkus.has(l.sku)
-          ? failure('UNKNOWN_REFERENCE', `unknown SKU '${l.sku}'`)
-          : this.reserveOne(s, ctx, l, actors?.[i] ?? actorOf(ctx)),
-    });
+    if (!checked) {
+      this.check(ReserveLine, lines, bulk);
+      refuseRepeatedIds(lines, bulk);
+    }
+    const ids = [...new Set(lines.flatMap((l) => (l.id === undefined ? [] : [l.id])))];
+    for (let attempt = 1; ; attempt++) {
+      let unknownSkus = new Set<string>();
+      try {
+        return await this.run(ctx, lines, mode, bulk, {
+          keys: theItem,
+          create: false,
+          afterLoad: async (s) => {
+            // Client-chosen ids are read once the items' rows are locked: a reserve of the same
+            // line that committed meanwhile held the same lock, so it is seen here (D34).
+            if (ids.length > 0) s.knowReservations(await findReservations(s.uow.trx, ids));
+            // An item without a stock row: either the SKU is unknown or it has no stock there.
+            const missing = lines.filter((l) => !s.level(l.sku, l.locationId)).map((l) => l.sku);
+            if (missing.length === 0) return;
+            const known = await existingSkus(s.uow.trx, [...new Set(missing)]);
+            unknownSkus = new Set(missing.filter((sku) => !known.has(sku)));
+          },
+          apply: (s, l, i) =>
+            unknownSkus.has(l.sku)
+              ? failure('UNKNOWN_REFERENCE', `unknown SKU '${l.sku}'`)
+              : this.reserveOne(s, ctx, l, actors?.[i] ?? actorOf(ctx)),
+        });
+      } catch (error) {
+        // Another transaction made one of these ids for a different item (a different row lock,
+        // so neither saw the other's): this one's insert failed and nothing of it stayed. Run
+        // again: the id is read now and the line answered from it.
+        if (ids.length === 0 || !isUniqueViolation(error) || attempt >= 3) throw error;
+      }
+    }
   }
 
   /** The queue's batch on the locking path, per line (the lines were checked on submit). */
@@ -555,8 +572,11 @@ export class InventoryService {
     l: ReserveLine,
     actor: string,
   ): Reservation | LineFailure {
-    const level = s.level(l.sku, l.locationId);
     const channel: Channel = l.channel ?? ctx.channel ?? 'web';
+    // A retry (or a concurrent twin in this batch) of a reserve with a client-chosen id.
+    const existing = l.id === undefined ? undefined : s.reservation(l.id);
+    if (existing) return replayOf(s, existing, l, channel);
+    const level = s.level(l.sku, l.locationId);
     if (!level) {
       return failure(
         'INSUFFICIENT_STOCK',
@@ -575,6 +595,7 @@ export class InventoryService {
       reference: l.reference,
       expiresAt: ttl === null || ttl === 0 ? null : s.now + ttl * 1000,
       actor,
+      id: l.id,
     });
     return isFailure(reserved) ? reserved : s.show(reserved);
   }
@@ -615,16 +636,27 @@ export class InventoryService {
       apply: (s, l) => {
         const row = found.get(l.reservationId);
         if (!row) return failure('NOT_FOUND', `reservation '${l.reservationId}' does not exist`);
+        // Expired is one answer whether or not the sweep has run yet: a commit of a hold past
+        // its expiry, or any step on a hold the sweep expired. A release of a lapsed hold the
+        // sweep has not reached still releases it: the caller gives the units back, which is
+        // what the sweep would do a moment later.
+        const lapsed =
+          row.status === 'expired' ||
+          (row.status === 'active' &&
+            status === 'committed' &&
+            row.expires_at !== null &&
+            row.expires_at <= s.now);
+        if (lapsed) {
+          return failure(
+            'RESERVATION_EXPIRED',
+            `reservation '${row.id}' expired` +
+              (row.expires_at === null ? '' : ` at ${new Date(row.expires_at).toISOString()}`),
+          );
+        }
         if (row.status !== 'active') {
           return failure(
             'RESERVATION_NOT_ACTIVE',
             `reservation '${row.id}' is ${row.status}${row.status_reason ? ` (${row.status_reason})` : ''}`,
-          );
-        }
-        if (status === 'committed' && row.expires_at !== null && row.expires_at <= s.now) {
-          return failure(
-            'RESERVATION_EXPIRED',
-            `reservation '${row.id}' expired at ${new Date(row.expires_at).toISOString()}`,
           );
         }
         const level = s.level(row.sku, row.location_id)!;
@@ -1193,6 +1225,10 @@ export class InventoryService {
         }
         return results;
       } catch (error) {
+        // A line's client-chosen id exists already (a retry; this path does not read ids):
+        // the statement failed whole, and the lock path reads the reservation and answers
+        // (D34).
+        if (isUniqueViolation(error)) return null;
         // A row changed since its snapshot (40001 from the guard): nothing was written, and
         // the lock path reads the row as it is.
         if (!isRetryableConflict(error)) throw error;
@@ -1282,6 +1318,52 @@ export class InventoryService {
     });
     return out;
   }
+}
+
+/**
+ * A reserve naming a reservation that exists: the same line gets the reservation as it is
+ * now (whatever its status) and nothing is written; a different line is a conflict. The hold's
+ * expiry is not compared (ttlSeconds counts from the call), nor the market when the line
+ * leaves it to the location.
+ */
+function replayOf(
+  s: StockSession,
+  row: ReservationRow,
+  l: ReserveLine,
+  channel: Channel,
+): Reservation | LineFailure {
+  const differs: string[] = [];
+  if (row.sku !== l.sku) differs.push('sku');
+  if (row.location_id !== l.locationId) differs.push('locationId');
+  if (row.quantity !== l.quantity) differs.push('quantity');
+  if (row.channel !== channel) differs.push('channel');
+  if (
+    row.reference_type !== (l.reference?.type ?? null) ||
+    row.reference_id !== (l.reference?.id ?? null)
+  )
+    differs.push('reference');
+  if (l.marketCode !== undefined && row.market_code !== l.marketCode) differs.push('marketCode');
+  if (differs.length === 0) return s.show(row);
+  return failure(
+    'RESERVATION_ID_CONFLICT',
+    `reservation '${row.id}' exists for ${row.quantity} of ${row.sku} at ${row.location_id} ` +
+      `(${row.channel}); this line differs in ${differs.join(', ')}`,
+  );
+}
+
+/** One bulk call names each client-chosen id once. */
+function refuseRepeatedIds(lines: readonly ReserveLine[], bulk: boolean): void {
+  const seen = new Set<string>();
+  lines.forEach((l, i) => {
+    if (l.id === undefined) return;
+    if (seen.has(l.id)) {
+      const pointer = bulk ? `/lines/${i}/id` : '/id';
+      throw new NexusError('VALIDATION_FAILED', `${pointer} is repeated in this call`, {
+        errors: [{ pointer, detail: 'repeated in this call' }],
+      });
+    }
+    seen.add(l.id);
+  });
 }
 
 function describe(f: LineFailure): { code: string; detail: string; available?: number } {

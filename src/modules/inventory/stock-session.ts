@@ -122,6 +122,8 @@ export class StockSession {
   private readonly created: ReservationRow[] = [];
   private readonly transitions: ReservationRow[] = [];
   private readonly shortfalls = new Set<string>();
+  /** Reservations by id that a reserve with a client-chosen id may meet: read or made here. */
+  private readonly byId = new Map<string, ReservationRow>();
   /** Reservations as the API and events show them, made once per row and state. */
   private readonly shown = new WeakMap<ReservationRow, { status: string; view: Reservation }>();
 
@@ -264,6 +266,16 @@ export class StockSession {
     level.causes.push({ kind: 'safety-stock', reason: 'safety-stock', quantity: delta });
   }
 
+  /** Reservations read for this session (the rows a reserve's client-chosen ids name). */
+  knowReservations(rows: readonly ReservationRow[]): void {
+    for (const row of rows) this.byId.set(row.id, { ...row, quantity: Number(row.quantity) });
+  }
+
+  /** The reservation with this id, if read for this session or made in it. */
+  reservation(id: string): ReservationRow | undefined {
+    return this.byId.get(id);
+  }
+
   /** Holds units for a channel, if it can have them: never more than on hand (invariant). */
   reserve(
     level: WorkingLevel,
@@ -275,7 +287,8 @@ export class StockSession {
       reference?: Reservation['reference'];
       expiresAt: number | null;
       actor: string;
-      id?: string;
+      /** A client-chosen id (the caller checked it is not taken); else a new UUIDv7. */
+      id?: string | undefined;
     },
   ): ReservationRow | LineFailure {
     const row = level.row;
@@ -306,6 +319,7 @@ export class StockSession {
       updated_at: this.now,
     };
     this.created.push(reservation);
+    this.byId.set(reservation.id, reservation);
     level.causes.push({
       kind: 'reservation',
       reason: 'active',

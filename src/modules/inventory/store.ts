@@ -274,6 +274,24 @@ export async function lockReservations(
   return out;
 }
 
+/**
+ * Reads reservations without locking them: a reserve with a client-chosen id answers with the
+ * row as committed. Read after the item's row is locked, so a reserve of the same line that
+ * committed meanwhile is seen (READ COMMITTED reads anew per statement).
+ */
+export async function findReservations(
+  db: Executor,
+  ids: readonly string[],
+): Promise<ReservationRow[]> {
+  const out: ReservationRow[] = [];
+  for (const part of chunks(ids)) {
+    const { rows } = await sql<ReservationRow>`select ${RESERVATION_COLUMNS}
+      from inventory_reservations where id in (${sql.join(part)})`.execute(db);
+    out.push(...rows);
+  }
+  return out;
+}
+
 export async function getReservation(
   db: Executor,
   id: string,
