@@ -1,7 +1,9 @@
 // A hub process that churns the stock of one SKU for a while: reserves (some holds lapse within
-// the run), commits, releases, and commits holds late enough to race their expiry. Prints what
+// the run, some are sent twice with the same id, as a client retries after a lost answer),
+// commits, releases, and commits holds late enough to race their expiry. Prints what
 // it was told (its tally) as one JSON line and exits. Several run at once on one PostgreSQL.
 // Run as: node --import tsx test/support/churn-child.ts '<json>'
+import { randomUUID } from 'node:crypto';
 import { createHub } from '../../src/app.js';
 import { NexusError } from '../../src/model/errors.js';
 import { loadConfig } from '../../src/platform/config.js';
@@ -27,6 +29,8 @@ export interface ChurnTally {
   released: number;
   /** Commits refused because the hold had lapsed (expired, or about to be). */
   lateCommits: number;
+  /** Reserves sent again with the same id: each must answer with the same hold. */
+  retried: number;
   snapshotBatches: number;
   lockBatches: number;
 }
@@ -66,6 +70,7 @@ async function main(plan: ChurnPlan): Promise<void> {
     committedUnits: Object.fromEntries(plan.locationIds.map((id) => [id, 0])),
     released: 0,
     lateCommits: 0,
+    retried: 0,
     snapshotBatches: 0,
     lockBatches: 0,
   };
@@ -77,12 +82,14 @@ async function main(plan: ChurnPlan): Promise<void> {
         const locationId = plan.locationIds[Math.floor(next() * plan.locationIds.length)]!;
         const quantity = 1 + Math.floor(next() * 3);
         const lapses = next() < 0.3;
-        const outcome = await inventory.reserve(ctx, {
+        const line = {
           sku: plan.sku,
           locationId,
           quantity,
           ttlSeconds: lapses ? 1 : 0,
-        });
+          ...(next() < 0.25 ? { id: randomUUID() } : {}),
+        };
+        const outcome = await inventory.reserve(ctx, line);
         if (outcome.status === 'insufficient') {
           tally.refused++;
           await pause(2);
@@ -91,6 +98,14 @@ async function main(plan: ChurnPlan): Promise<void> {
         tally.granted++;
         tally.grantedUnits += quantity;
         const { id } = outcome.reservation;
+        if (line.id !== undefined) {
+          // The answer was lost: the client sends the same reserve again.
+          const again = await inventory.reserve(ctx, line);
+          if (again.status !== 'reserved' || again.reservation.id !== id) {
+            throw new NexusError('INTERNAL', `a retry got ${JSON.stringify(again)}`);
+          }
+          tally.retried++;
+        }
         const choice = next();
         if (lapses) {
           // Commit around the moment the hold lapses: before it, or refused after it.
