@@ -185,6 +185,23 @@ describe.each(shapes)('tokenization: %s', (shape) => {
     const unknown = await reveal(['tok_v1_email_AAAAAAAAAAAAAAAAAAAAAAAA'], 'x');
     expect(unknown.status).toBe(404);
     expect(unknown.json).toMatchObject({ code: 'TOKEN_UNKNOWN' });
+    // A token of another class, relabelled: the class is bound to the ciphertext, so the
+    // vault does not recognise it as an email token, and says nothing more.
+    const relabelled = address!.replace('_address_', '_email_');
+    expect(relabelled).not.toBe(address);
+    const other = await reveal([relabelled], 'x');
+    expect(other.json).toMatchObject({ code: 'TOKEN_UNKNOWN' });
+    expect(other.body).not.toContain('Secret Way');
+    for (const token of ['tok_v1_email_AAAAAAAAAAAAAAAAAAAAAAAA', relabelled]) {
+      expect(await audit(`token=${encodeURIComponent(token)}`)).toEqual([
+        expect.objectContaining({
+          action: 'detokenize',
+          outcome: 'refused',
+          code: 'TOKEN_UNKNOWN',
+          reason: 'x',
+        }),
+      ]);
+    }
     const malformed = await reveal(['jane@example.com'], 'x');
     expect(malformed.status).toBe(400);
     expect(malformed.json).toMatchObject({ code: 'TOKEN_MALFORMED' });
@@ -324,6 +341,20 @@ describe.each(shapes)('tokenization: %s', (shape) => {
     expect((after.json as { results: Array<{ code: string }> }).results.map((r) => r.code)).toEqual(
       mineTokens.map(() => 'TOKEN_ERASED'),
     );
+    // Each refusal is audited against its token, with the reason given and no value.
+    for (const token of mineTokens) {
+      const rows = await audit(`token=${encodeURIComponent(token)}&action=detokenize`);
+      expect(rows).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            outcome: 'refused',
+            code: 'TOKEN_ERASED',
+            reason: 'after erasure',
+          }),
+        ]),
+      );
+      expect(JSON.stringify(rows)).not.toContain('erase.me');
+    }
 
     // The other customer's own tokens are untouched. The phone number both gave has one
     // convergent token: it was the erased person's data too, so it is tombstoned for everyone
