@@ -309,6 +309,47 @@ describe.each(hubShapes.filter((s) => s !== 'postgres+nats'))('schema registry: 
       });
     });
 
+    it('are the only ones that may mark personal data (x-pii): a feed schema that does is refused', async () => {
+      const feed = {
+        type: 'object',
+        properties: {
+          loyaltyId: { type: 'string' },
+          email: { type: 'string', 'x-pii': 'Email' },
+        },
+      };
+      const before = ((await call('GET', '/subjects')).json as string[]).length;
+      const r = await call('POST', '/subjects/legacy.member.joined.v1/versions', {
+        schema: JSON.stringify(feed),
+        schemaType: 'JSON',
+      });
+      expect(r.status).toBe(422);
+      expect(r.json.error_code).toBe(42201);
+      expect(r.json.message).toContain('x-pii');
+      expect(r.json.message).toContain('customer.registered.v1');
+      // Also when the mark comes in through a reference.
+      const unmarked = { type: 'object', properties: { loyaltyId: { type: 'string' } } };
+      await call('POST', '/subjects/legacy-member/versions', {
+        schema: JSON.stringify(unmarked),
+        schemaType: 'JSON',
+      });
+      const viaReference = await call('POST', '/subjects/legacy.member.moved.v1/versions', {
+        schema: JSON.stringify({ $ref: 'customer.json' }),
+        schemaType: 'JSON',
+        references: [{ name: 'customer.json', subject: 'customer', version: 1 }],
+      });
+      expect(viaReference.status).toBe(422);
+      expect((await call('GET', '/subjects')).json.length).toBe(before + 1);
+      // The hub's own event types carry it, and may evolve with it.
+      const latest = (await call('GET', '/subjects/customer.registered.v1/versions/latest')).json;
+      expect(latest.schema).toContain('x-pii');
+      const again = await call('POST', '/subjects/customer.registered.v1/versions', {
+        schema: latest.schema,
+        schemaType: 'JSON',
+      });
+      expect(again.status).toBe(200);
+      expect(again.json.id).toBe(latest.id);
+    });
+
     it('are not registered twice when the hub starts again', async () => {
       const again = await t.hub.services.registry.registerCanonical({});
       expect(again.lookup('market.created.v1')).toBeUndefined();

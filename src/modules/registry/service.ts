@@ -1,3 +1,4 @@
+import { hasPii } from '../../model/tokenized.js';
 import { createHash } from 'node:crypto';
 import type { TSchema } from '@sinclair/typebox';
 import type { Executor, Storage } from '../../platform/db/storage.js';
@@ -97,6 +98,9 @@ export class RegistryService {
   private readonly validators = new Map<number, ValidateFunction>();
   private readonly compiling = new Map<number, Promise<ValidateFunction>>();
 
+  /** Subjects the hub registers itself (registerCanonical): the only ones that may mark `x-pii`. */
+  private readonly canonicalSubjects = new Set<string>();
+
   constructor(private readonly storage: Storage) {}
 
   private get db(): Executor {
@@ -134,6 +138,19 @@ export class RegistryService {
       throw registryErrors.operationNotPermitted(`Subject ${subject} is in read-only mode`);
     }
     const prepared = await this.prepare(input);
+    // The hub tokenizes personal data at the edge for its own event types only (their token
+    // forms are built in). A feed's own schema that marks a field `x-pii` would have it stored
+    // and published in clear while the mark says otherwise: refuse it and say why.
+    if (
+      !this.canonicalSubjects.has(subject) &&
+      (hasPii(prepared.parsed) || [...prepared.referenced.values()].some(hasPii))
+    ) {
+      throw registryErrors.invalidSchema(
+        `it marks personal data (x-pii), which the hub tokenizes only in its canonical event ` +
+          `types (customer.registered.v1, customer.updated.v1, order.placed.v1); map the feed ` +
+          `onto one of them rather than registering ${subject} with x-pii`,
+      );
+    }
     for (let attempt = 0; ; attempt++) {
       const existing = await listVersions(this.db, subject, false);
       const same = existing.find((v) => fingerprintOf(v) === prepared.fingerprint);
@@ -319,6 +336,7 @@ export class RegistryService {
    */
   async registerCanonical(subjects: Record<string, TSchema>): Promise<CanonicalSchemas> {
     const registered = new Map<string, { id: number; version: number; schema: TSchema }>();
+    for (const subject of Object.keys(subjects)) this.canonicalSubjects.add(subject);
     for (const [subject, schema] of Object.entries(subjects)) {
       try {
         const { id } = await this.register(subject, {
