@@ -88,7 +88,8 @@ export class SubscriptionSnapshot {
     this.loadedAt = -Infinity;
   }
 
-  async wants(envelope: EventEnvelope, subject: string): Promise<boolean> {
+  /** `envelope` is read only when some subscription may want the event (parsing costs). */
+  async wants(subject: string, envelope: () => EventEnvelope): Promise<boolean> {
     if (Date.now() - this.loadedAt >= this.ttlMs) {
       this.loading ??= activeSubscriptions(this.db)
         .then((rows) => {
@@ -98,6 +99,8 @@ export class SubscriptionSnapshot {
         .finally(() => (this.loading = null));
       await this.loading;
     }
-    return this.filters.some((filter) => matchesEvent(filter, envelope, subject));
+    if (this.filters.length === 0) return false;
+    const event = envelope();
+    return this.filters.some((filter) => matchesEvent(filter, event, subject));
   }
 }

@@ -10,7 +10,6 @@ import type { Transactor } from '../../platform/events/unit-of-work.js';
 import type { Logger } from '../../platform/logging.js';
 import type { Sealer } from '../../platform/sealing.js';
 import { WebhookDispatcher, type DispatcherOptions, type WebhookMetrics } from './dispatcher.js';
-import { eventSubject } from '../../platform/bus/bus.js';
 import { FANOUT_GROUP, fanOutHandler, SubscriptionSnapshot } from './fanout.js';
 import { webhookRoutes } from './routes.js';
 import { WebhooksService } from './service.js';
@@ -139,8 +138,7 @@ export function createWebhooks(deps: WebhooksDeps): Webhooks {
         ? {}
         : { maxAttempts: options.fanOutMaxAttempts }),
       ...(deps.logger ? { logger: deps.logger } : {}),
-      skip: async (delivery) =>
-        !(await snapshot.wants(delivery.envelope, eventSubject(delivery.envelope))),
+      skip: async (delivery) => !(await snapshot.wants(delivery.subject, () => delivery.envelope)),
       afterApply: () => {
         if (!matched) return;
         matched = false;

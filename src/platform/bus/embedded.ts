@@ -143,14 +143,22 @@ export function openEmbeddedBus(storage: Storage, options: EmbeddedBusOptions = 
     return rows;
   }
 
-  const toDelivery = (row: Row): Delivery => ({
-    eventId: row.event_id,
-    subject: row.subject,
-    partitionKey: row.partition_key,
-    envelope: JSON.parse(row.envelope) as EventEnvelope,
-    streamSeq: row.seq,
-    redelivered: false,
-  });
+  // The envelope is parsed when a handler first reads it: a group that skips most events by
+  // subject (webhook fan-out without a subscriber for them) then parses none of them; it
+  // was 5% of the hub's CPU under a reservation load through HTTP.
+  const toDelivery = (row: Row): Delivery => {
+    let envelope: EventEnvelope | undefined;
+    return {
+      eventId: row.event_id,
+      subject: row.subject,
+      partitionKey: row.partition_key,
+      get envelope() {
+        return (envelope ??= JSON.parse(row.envelope) as EventEnvelope);
+      },
+      streamSeq: row.seq,
+      redelivered: false,
+    };
+  };
 
   async function lastSeq(): Promise<number> {
     const last = await db
