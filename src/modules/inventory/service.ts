@@ -240,6 +240,29 @@ function decodePosSaleCursor(cursor: string): { occurredAt: number; saleId: stri
   return { occurredAt, saleId: key.slice(colon + 1) };
 }
 
+/**
+ * A key limited to markets acts for them only; without a market named, the call would span
+ * all markets (a figure over every market is not theirs to read either).
+ */
+function assertMarket(ctx: Context, marketCode: string | undefined): void {
+  if (ctx.markets === undefined) return;
+  if (marketCode === undefined || !mayActFor(ctx, marketCode)) {
+    throw new NexusError(
+      'FORBIDDEN_SCOPE',
+      `this key may act only for ${ctx.markets.join(', ')}` +
+        (marketCode === undefined ? ': name one of them' : `, not for '${marketCode}'`),
+    );
+  }
+}
+
+/** A key limited to markets named a location of another one. */
+function outsideMarkets(ctx: Context, locationId: string, marketCode: string): NexusError {
+  return new NexusError(
+    'FORBIDDEN_SCOPE',
+    `this key may act only for ${(ctx.markets ?? []).join(', ')}: location '${locationId}' is in ${marketCode}`,
+  );
+}
+
 /** A whole call failed in all-or-nothing mode: one problem with a pointer per failed line. */
 function allOrNothingError(
   failures: Array<{ index: number; failure: LineFailure }>,
@@ -459,6 +482,9 @@ export class InventoryService {
         }
         await s.load([{ sku: row.sku, locationId: row.to_location }], true);
         const level = s.level(row.sku, row.to_location)!;
+        if (!mayActFor(ctx, level.site.marketCode)) {
+          throw outsideMarkets(ctx, row.to_location, level.site.marketCode);
+        }
         const common = { actor: actorOf(ctx), channel: ctx.channel, reference: `transfer:${id}` };
         if (received > 0) s.move(level, { ...common, reason: 'transfer-in', delta: received });
         if (received < shipped) {
@@ -480,9 +506,10 @@ export class InventoryService {
     return toTransfer(row!);
   }
 
-  async getTransfer(_ctx: Context, id: string): Promise<Transfer> {
+  async getTransfer(ctx: Context, id: string): Promise<Transfer> {
     const row = await getTransfer(this.deps.db, id);
     if (!row) throw new NexusError('NOT_FOUND', `transfer '${id}' does not exist`);
+    await this.assertMayActAt(ctx, [row.from_location, row.to_location]);
     return toTransfer(row);
   }
 
@@ -494,6 +521,7 @@ export class InventoryService {
    */
   async reserve(ctx: Context, line: ReserveLine): Promise<ReserveOutcome> {
     this.validator.assert(ReserveLine, line, 'VALIDATION_FAILED', '');
+    await this.assertMayActAt(ctx, [line.locationId]);
     const withChannel: ReserveLine = { ...line, channel: line.channel ?? ctx.channel ?? 'web' };
     const result = await this.queue.submit(withChannel, actorOf(ctx));
     if (result.status === 'applied') return { status: 'reserved', reservation: result.result };
@@ -660,6 +688,12 @@ export class InventoryService {
           );
         }
         const level = s.level(row.sku, row.location_id)!;
+        if (!mayActFor(ctx, level.site.marketCode)) {
+          return failure(
+            'FORBIDDEN_SCOPE',
+            outsideMarkets(ctx, row.location_id, level.site.marketCode).message,
+          );
+        }
         s.settle(level, row, status, l.reason ?? null, actorOf(ctx));
         return s.show(row);
       },
@@ -712,9 +746,10 @@ export class InventoryService {
     return expired;
   }
 
-  async getReservation(_ctx: Context, id: string): Promise<Reservation> {
+  async getReservation(ctx: Context, id: string): Promise<Reservation> {
     const row = await getReservation(this.deps.db, id);
     if (!row) throw new NexusError('NOT_FOUND', `reservation '${id}' does not exist`);
+    await this.assertMayActAt(ctx, [row.location_id]);
     return toReservation({ ...row, quantity: Number(row.quantity) });
   }
 
@@ -736,6 +771,7 @@ export class InventoryService {
         ],
       });
     }
+    if (!mayActFor(ctx, site.marketCode)) throw outsideMarkets(ctx, locationId, site.marketCode);
     const seen = new Set<string>();
     sales.forEach((sale, i) => {
       if (seen.has(sale.saleId)) {
@@ -904,7 +940,7 @@ export class InventoryService {
   // ---- queries ----------------------------------------------------------------------------
 
   /** One SKU at every location that holds a row for it, with units in transit to each. */
-  async item(_ctx: Context, sku: string) {
+  async item(ctx: Context, sku: string) {
     const [rows, transit, known] = await Promise.all([
       levelsOfSkus(this.deps.db, [sku]),
       inTransitTo(this.deps.db, [sku]),
@@ -912,18 +948,27 @@ export class InventoryService {
     ]);
     if (!known.has(sku)) throw new NexusError('NOT_FOUND', `SKU '${sku}' does not exist`);
     const inTransit = new Map(transit.map((t) => [t.to_location, t.quantity]));
+    const sites =
+      ctx.markets === undefined
+        ? null
+        : await this.sites.sitesOf(new Set(rows.map((r) => r.location_id)));
     return {
       sku,
+      // A key limited to markets sees the stock of their locations only.
       levels: rows
+        .filter((r) => {
+          const site = sites?.get(r.location_id);
+          return sites === null || (site !== undefined && mayActFor(ctx, site.marketCode));
+        })
         .map((r) => ({ ...toLevel(r), inTransit: inTransit.get(r.location_id) ?? 0 }))
         .sort((a, b) => (a.locationId < b.locationId ? -1 : 1)),
     };
   }
 
-  async levelsAt(_ctx: Context, locationId: string, limit: number, cursor?: string) {
-    if (!(await this.sites.site(locationId))) {
-      throw new NexusError('NOT_FOUND', `location '${locationId}' does not exist`);
-    }
+  async levelsAt(ctx: Context, locationId: string, limit: number, cursor?: string) {
+    const site = await this.sites.site(locationId);
+    if (!site) throw new NexusError('NOT_FOUND', `location '${locationId}' does not exist`);
+    if (!mayActFor(ctx, site.marketCode)) throw outsideMarkets(ctx, locationId, site.marketCode);
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
     const rows = await levelsAtLocation(this.deps.db, locationId, after, limit + 1);
     return pageOf(rows, limit, (r) => r.sku, toLevel);
@@ -1027,9 +1072,10 @@ export class InventoryService {
   }
 
   async movements(
-    _ctx: Context,
+    ctx: Context,
     filter: { sku?: string; locationId?: string; reason?: string; limit: number; cursor?: string },
   ) {
+    await this.assertListedWithin(ctx, filter.locationId);
     const afterSeq = filter.cursor === undefined ? undefined : Number(decodeCursor(filter.cursor));
     const rows = await listMovements(this.deps.db, {
       sku: filter.sku,
@@ -1042,7 +1088,7 @@ export class InventoryService {
   }
 
   async reservations(
-    _ctx: Context,
+    ctx: Context,
     filter: {
       sku?: string;
       locationId?: string;
@@ -1052,6 +1098,7 @@ export class InventoryService {
       cursor?: string;
     },
   ) {
+    await this.assertListedWithin(ctx, filter.locationId);
     const rows = await listReservations(this.deps.db, {
       sku: filter.sku,
       locationId: filter.locationId,
@@ -1072,7 +1119,8 @@ export class InventoryService {
    * Inventory accuracy from cycle counts: the share of counts that found the book exactly
    * right, and the units the book was off relative to the units it claimed.
    */
-  async accuracy(_ctx: Context, sinceMs: number, marketCode?: string) {
+  async accuracy(ctx: Context, sinceMs: number, marketCode?: string) {
+    assertMarket(ctx, marketCode);
     const row = await cycleCountAccuracy(this.deps.db, sinceMs, marketCode);
     return {
       since: new Date(sinceMs).toISOString(),
@@ -1090,18 +1138,20 @@ export class InventoryService {
 
   // ---- channel policies --------------------------------------------------------------------
 
-  async channelPolicies(_ctx: Context): Promise<ChannelPolicy[]> {
+  async channelPolicies(ctx: Context): Promise<ChannelPolicy[]> {
     this.sites.invalidate();
-    return this.sites.explicitPolicies();
+    return (await this.sites.explicitPolicies()).filter((p) => mayActFor(ctx, p.marketCode));
   }
 
-  async channelPolicy(_ctx: Context, marketCode: string, channel: Channel): Promise<ChannelPolicy> {
+  async channelPolicy(ctx: Context, marketCode: string, channel: Channel): Promise<ChannelPolicy> {
+    assertMarket(ctx, marketCode);
     this.sites.invalidate();
     return this.sites.policy(marketCode, channel);
   }
 
   async putChannelPolicy(ctx: Context, policy: ChannelPolicy): Promise<ChannelPolicy> {
     this.validator.assert(ChannelPolicy, policy, 'VALIDATION_FAILED', '');
+    assertMarket(ctx, policy.marketCode);
     await this.deps.transactor.run(ctx, (uow) =>
       putChannelPolicy(uow.trx, {
         market_code: policy.marketCode,
@@ -1115,6 +1165,7 @@ export class InventoryService {
   }
 
   async deleteChannelPolicy(ctx: Context, marketCode: string, channel: Channel): Promise<void> {
+    assertMarket(ctx, marketCode);
     const removed = await this.deps.transactor.run(ctx, (uow) =>
       deleteChannelPolicy(uow.trx, marketCode, channel),
     );
@@ -1253,7 +1304,12 @@ export class InventoryService {
     bulk: boolean,
     plan: LinePlan<L, R> & { finish?: (s: StockSession) => Promise<void> },
   ): Promise<Array<LineResult<R>>> {
-    const unknown = await this.unknownReferences(lines.map(plan.keys), plan.create);
+    const keysPerLine = lines.map(plan.keys);
+    await this.assertMayActAt(
+      ctx,
+      keysPerLine.flat().map((k) => k.locationId),
+    );
+    const unknown = await this.unknownReferences(keysPerLine, plan.create);
     const failures: Array<{ index: number; failure: LineFailure }> = [];
     unknown.forEach((f, index) => failures.push({ index, failure: f }));
     if (mode === 'all-or-nothing' && failures.length > 0) throw allOrNothingError(failures, bulk);
@@ -1291,6 +1347,35 @@ export class InventoryService {
   }
 
   /** Lines naming a SKU or location that does not exist, by line index. */
+  /**
+   * A key limited to markets acts only at locations in them (D35): a call naming a location of
+   * another market is refused whole, before anything is read or written. Unknown locations are
+   * left to the lines' own checks. Unlimited keys (and the hub itself) skip the lookup.
+   */
+  private async assertMayActAt(ctx: Context, locationIds: Iterable<string>): Promise<void> {
+    if (ctx.markets === undefined) return;
+    const sites = await this.sites.sitesOf(new Set(locationIds));
+    for (const site of sites.values()) {
+      if (!mayActFor(ctx, site.marketCode)) throw outsideMarkets(ctx, site.id, site.marketCode);
+    }
+  }
+
+  /**
+   * Ledger and reservation lists span every location unless one is named: a key limited to
+   * markets names one of its locations (paging a filtered-after-the-fact list would hand out
+   * short or empty pages).
+   */
+  private async assertListedWithin(ctx: Context, locationId: string | undefined): Promise<void> {
+    if (ctx.markets === undefined) return;
+    if (locationId === undefined) {
+      throw new NexusError(
+        'FORBIDDEN_SCOPE',
+        `this key may act only for ${ctx.markets.join(', ')}: name a locationId of those markets`,
+      );
+    }
+    await this.assertMayActAt(ctx, [locationId]);
+  }
+
   private async unknownReferences(
     keysPerLine: ItemKey[][],
     checkSkus: boolean,
