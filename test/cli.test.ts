@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHub } from '../src/app.js';
 import { runCli } from '../src/cli/main.js';
+import { systemContext } from '../src/platform/context.js';
+import { openQuietHub } from './support/hub.js';
 
 /** Runs the CLI in-process with captured output and a given environment. */
 async function cli(
@@ -133,6 +135,7 @@ describe('nexus CLI', () => {
 });
 
 describe('nexus inventory import', () => {
+  const ctx = systemContext('test');
   let dir: string;
   let env: Record<string, string>;
   beforeAll(() => {
@@ -144,16 +147,7 @@ describe('nexus inventory import', () => {
   it('reconciles a legacy snapshot as cycle counts and reports rejected rows with reasons', async () => {
     expect((await cli(['demo', '--skus', '60'], env)).code).toBe(0);
     // What the demo stocked at the first warehouse, from the record itself.
-    const hub = await createHub(
-      (await import('../src/platform/config.js')).loadConfig({
-        env: { NEXUS_SQLITE_FILE: env.NEXUS_SQLITE_FILE!, NEXUS_LOG_LEVEL: 'silent' },
-      }),
-    );
-    const ctx = {
-      requestId: 'r',
-      actor: { kind: 'cli' as const, id: 't' },
-      scopes: new Set(['*']),
-    };
+    const hub = await openQuietHub({ NEXUS_SQLITE_FILE: env.NEXUS_SQLITE_FILE! });
     const warehouse = (
       await hub.services.locations.list(ctx, { limit: 500, filters: { type: 'warehouse' } })
     ).items[0]!.id;
@@ -223,16 +217,7 @@ describe('nexus inventory import', () => {
   });
 
   it('with --full counts what the record holds at the locations of the file but the file leaves out as none', async () => {
-    const hub = await createHub(
-      (await import('../src/platform/config.js')).loadConfig({
-        env: { NEXUS_SQLITE_FILE: env.NEXUS_SQLITE_FILE!, NEXUS_LOG_LEVEL: 'silent' },
-      }),
-    );
-    const ctx = {
-      requestId: 'r',
-      actor: { kind: 'cli' as const, id: 't' },
-      scopes: new Set(['*']),
-    };
+    const hub = await openQuietHub({ NEXUS_SQLITE_FILE: env.NEXUS_SQLITE_FILE! });
     const stores = (
       await hub.services.locations.list(ctx, { limit: 500, filters: { type: 'store' } })
     ).items.map((l) => l.id);
@@ -257,11 +242,7 @@ describe('nexus inventory import', () => {
       `[##############################] ${1 + left.length}/${1 + left.length} rows`,
     );
 
-    const again = await createHub(
-      (await import('../src/platform/config.js')).loadConfig({
-        env: { NEXUS_SQLITE_FILE: env.NEXUS_SQLITE_FILE!, NEXUS_LOG_LEVEL: 'silent' },
-      }),
-    );
+    const again = await openQuietHub({ NEXUS_SQLITE_FILE: env.NEXUS_SQLITE_FILE! });
     try {
       const levels = async (id: string) =>
         new Map(

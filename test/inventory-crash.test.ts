@@ -4,25 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { createHub, type Hub } from '../src/app.js';
-import { loadConfig } from '../src/platform/config.js';
+import type { Hub } from '../src/app.js';
 import { systemContext } from '../src/platform/context.js';
-import { createLogger } from '../src/platform/logging.js';
-import { fixtures } from './support/hub.js';
+import { fixtures, openQuietHub } from './support/hub.js';
 import type { ReservePlan } from './support/reserve-child.js';
 import { PG_URL, createPgDatabase, waitFor } from './support/targets.js';
-
-const openHub = (env: Record<string, string>) =>
-  createHub(
-    loadConfig({
-      env,
-      overrides: (raw) => {
-        raw.log = { level: 'silent' };
-        raw.http = { port: 0 };
-      },
-    }),
-    { logger: createLogger({ level: 'silent' }) },
-  );
 
 async function seed(hub: Hub, locations: string[]): Promise<void> {
   const ctx = systemContext('seed');
@@ -92,7 +78,7 @@ describe.each(targets)('inventory under SIGKILL: $name', (target) => {
     const { env, drop } = await target.env();
     const locations = ['K1', 'K2'];
     try {
-      const seeding = await openHub(env);
+      const seeding = await openQuietHub(env);
       await seed(seeding, locations);
       await seeding.close();
 
@@ -104,7 +90,7 @@ describe.each(targets)('inventory under SIGKILL: $name', (target) => {
       });
       expect(signal).toBe('SIGKILL');
 
-      const hub = await openHub(env);
+      const hub = await openQuietHub(env);
       try {
         const db = hub.storage.db;
         const { rows: reservations } = await sql<{

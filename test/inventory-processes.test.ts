@@ -1,29 +1,15 @@
 import { spawn } from 'node:child_process';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { createHub, type Hub } from '../src/app.js';
-import { loadConfig } from '../src/platform/config.js';
+import type { Hub } from '../src/app.js';
 import { systemContext } from '../src/platform/context.js';
-import { createLogger } from '../src/platform/logging.js';
 import type { ChurnPlan, ChurnTally } from './support/churn-child.js';
-import { fixtures } from './support/hub.js';
+import { fixtures, openQuietHub } from './support/hub.js';
 import { PG_URL, createPgDatabase } from './support/targets.js';
 
 const SKU = 'CHURN-1';
 const LOCATIONS = ['M1', 'M2'];
 const STOCK = 120;
-
-const openHub = (env: Record<string, string>) =>
-  createHub(
-    loadConfig({
-      env,
-      overrides: (raw) => {
-        raw.log = { level: 'silent' };
-        raw.http = { port: 0 };
-      },
-    }),
-    { logger: createLogger({ level: 'silent' }) },
-  );
 
 async function seed(hub: Hub): Promise<void> {
   const ctx = systemContext('seed');
@@ -69,7 +55,7 @@ describe.runIf(PG_URL)('inventory shared by several hub processes (PostgreSQL)',
       NEXUS_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'),
     };
     try {
-      const seeding = await openHub(env);
+      const seeding = await openQuietHub(env);
       await seed(seeding);
       await seeding.close();
 
@@ -79,7 +65,7 @@ describe.runIf(PG_URL)('inventory shared by several hub processes (PostgreSQL)',
         ),
       );
 
-      const hub = await openHub(env);
+      const hub = await openQuietHub(env);
       try {
         // Holds that lapsed in the last moments of the run: the sweep of this hub settles them.
         await new Promise((resolve) => setTimeout(resolve, 1100));

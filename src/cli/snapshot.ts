@@ -50,33 +50,10 @@ const COLUMNS = {
   quantity: ['quantity', 'qty', 'on_hand', 'onhand', 'stock'],
 };
 
-/** Splits one CSV line (RFC 4180 quoting, comma or semicolon as the legacy export uses). */
-export function splitCsvLine(line: string, separator: string): string[] {
-  const fields: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (quoted) {
-      if (c === '"' && line[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === separator) {
-      fields.push(field.trim());
-      field = '';
-    } else field += c;
-  }
-  fields.push(field.trim());
-  return fields;
-}
-
 /**
- * The records of a CSV text after its header, RFC 4180: a quoted field may hold the separator,
- * doubled quotes and line breaks, so a record can span lines. Each record keeps the line it
- * starts on and its raw text, for the report of rejected rows.
+ * The records of a CSV text, RFC 4180: a quoted field may hold the separator, doubled quotes
+ * and line breaks, so a record can span lines. Blank lines are no records. Each record keeps
+ * the line it starts on and its raw text, for the report of rejected rows.
  */
 export function csvRecords(
   text: string,
@@ -89,12 +66,10 @@ export function csvRecords(
   let fields: string[] = [];
   let field = '';
   let quoted = false;
-  let header = true;
   const end = (at: number) => {
     fields.push(field.trim());
     const raw = text.slice(start, at);
-    if (!header && raw.trim() !== '') records.push({ line: startLine, text: raw, fields });
-    header = false;
+    if (raw.trim() !== '') records.push({ line: startLine, text: raw, fields });
     fields = [];
     field = '';
   };
@@ -131,7 +106,9 @@ export function readHeader(header: string): {
   at: Record<keyof typeof COLUMNS, number>;
 } {
   const separator = header.includes(';') && !header.includes(',') ? ';' : ',';
-  const names = splitCsvLine(header.replace(/^\uFEFF/, ''), separator).map((n) => n.toLowerCase());
+  const names = (csvRecords(header.replace(/^\uFEFF/, ''), separator)[0]?.fields ?? []).map((n) =>
+    n.toLowerCase(),
+  );
   const at = {} as Record<keyof typeof COLUMNS, number>;
   for (const [key, aliases] of Object.entries(COLUMNS) as Array<[keyof typeof COLUMNS, string[]]>) {
     const index = names.findIndex((n) => aliases.includes(n));
@@ -184,7 +161,8 @@ export async function importSnapshot(
     locationId: string;
     counted: number;
   }> = [];
-  for (const record of csvRecords(text, separator)) {
+  // The first record is the header (readHeader read it).
+  for (const record of csvRecords(text, separator).slice(1)) {
     const { line, text: raw, fields } = record;
     report.rows++;
     const sku = fields[at.sku] ?? '';

@@ -5,6 +5,7 @@
 // Run as: node --import tsx test/support/churn-child.ts '<json>'
 import { randomUUID } from 'node:crypto';
 import { createHub } from '../../src/app.js';
+import { mulberry32 } from '../../src/cli/demo-data.js';
 import { NexusError } from '../../src/model/errors.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { systemContext } from '../../src/platform/context.js';
@@ -33,18 +34,6 @@ export interface ChurnTally {
   retried: number;
   snapshotBatches: number;
   lockBatches: number;
-}
-
-/** A small deterministic generator (mulberry32): each caller's choices repeat run to run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -77,7 +66,7 @@ async function main(plan: ChurnPlan): Promise<void> {
   const until = Date.now() + plan.durationMs;
   await Promise.all(
     Array.from({ length: plan.callers }, async (_, caller) => {
-      const next = random(plan.seed * 1000 + caller);
+      const next = mulberry32(plan.seed * 1000 + caller);
       while (Date.now() < until) {
         const locationId = plan.locationIds[Math.floor(next() * plan.locationIds.length)]!;
         const quantity = 1 + Math.floor(next() * 3);

@@ -31,6 +31,19 @@ export interface TestHub {
   dispose(): Promise<void>;
 }
 
+/** A hub on the storage and bus `env` names, silent, on a free port; not started. */
+export const openQuietHub = (env: Record<string, string>): Promise<Hub> =>
+  createHub(
+    loadConfig({
+      env,
+      overrides: (raw) => {
+        raw.log = { level: 'silent' };
+        raw.http = { port: 0 };
+      },
+    }),
+    { logger: createLogger({ level: 'silent' }) },
+  );
+
 export type HubShape = 'sqlite' | 'postgres' | 'postgres+nats';
 
 /** A whole hub (migrated storage, bus, relay, HTTP server) on a fresh database. */
