@@ -154,13 +154,16 @@ export async function importSnapshot(
     rejected: [],
   };
   const seen = new Map<string, number>();
-  const valid: Array<{
+  /** A count to apply: a row of the file, or (absent) an item a full snapshot leaves out. */
+  interface Count {
     line: number;
     text: string;
     sku: string;
     locationId: string;
     counted: number;
-  }> = [];
+    absent: boolean;
+  }
+  const valid: Count[] = [];
   // The first record is the header (readHeader read it).
   for (const record of csvRecords(text, separator).slice(1)) {
     const { line, text: raw, fields } = record;
@@ -179,14 +182,14 @@ export async function importSnapshot(
       if (first !== undefined) reject(`${sku} at ${locationId} is on line ${first} already`);
       else {
         seen.set(key, line);
-        valid.push({ line, text: raw, sku, locationId, counted: Number(quantity) });
+        valid.push({ line, text: raw, sku, locationId, counted: Number(quantity), absent: false });
       }
     }
   }
   const chunk = options.chunkSize ?? 2000;
   // A full snapshot: what the record holds at its locations and it leaves out is counted as
   // none. Only locations with a row that applies count as covered (not an unknown one).
-  const absent: Array<{ sku: string; locationId: string; book: number }> = [];
+  const absent: Count[] = [];
   if (options.full) {
     const covered = new Set(valid.map((r) => r.locationId));
     for (const locationId of covered) {
@@ -200,17 +203,24 @@ export async function importSnapshot(
         }
         for (const level of page.items) {
           if (!seen.has(`${level.sku}\u0000${locationId}`) && level.onHand !== 0) {
-            absent.push({ sku: level.sku, locationId, book: level.onHand });
+            absent.push({
+              line: 0,
+              text: `${level.sku} at ${locationId} (not in the snapshot)`,
+              sku: level.sku,
+              locationId,
+              counted: 0,
+              absent: true,
+            });
           }
         }
         cursor = page.nextCursor ?? undefined;
       } while (cursor !== undefined);
     }
   }
-  const total = valid.length + absent.length;
-  options.progress?.(0, total);
-  for (let i = 0; i < valid.length; i += chunk) {
-    const part = valid.slice(i, i + chunk);
+  const counts = [...valid, ...absent];
+  options.progress?.(0, counts.length);
+  for (let i = 0; i < counts.length; i += chunk) {
+    const part = counts.slice(i, i + chunk);
     const results = await target.count(
       ctx,
       part.map((r) => ({
@@ -225,40 +235,16 @@ export async function importSnapshot(
       const row = part[j]!;
       if (result.status === 'failed') {
         report.rejected.push({ line: row.line, text: row.text, reason: result.detail });
-      } else if (result.result.variance === 0) report.matched++;
-      else {
-        report.corrected++;
-        report.unitsOff += Math.abs(result.result.variance);
+        return;
       }
+      const off = Math.abs(result.result.variance);
+      if (row.absent) {
+        if (off > 0) report.zeroed++;
+      } else if (off === 0) report.matched++;
+      else report.corrected++;
+      report.unitsOff += off;
     });
-    options.progress?.(Math.min(valid.length, i + chunk), total);
-  }
-  for (let i = 0; i < absent.length; i += chunk) {
-    const part = absent.slice(i, i + chunk);
-    const results = await target.count(
-      ctx,
-      part.map((a) => ({
-        sku: a.sku,
-        locationId: a.locationId,
-        counted: 0,
-        reference: options.reference,
-      })),
-      'per-line',
-    );
-    results.forEach((result, j) => {
-      const item = part[j]!;
-      if (result.status === 'failed') {
-        report.rejected.push({
-          line: 0,
-          text: `${item.sku} at ${item.locationId} (not in the snapshot)`,
-          reason: result.detail,
-        });
-      } else if (result.result.variance !== 0) {
-        report.zeroed++;
-        report.unitsOff += Math.abs(result.result.variance);
-      }
-    });
-    options.progress?.(valid.length + Math.min(absent.length, i + chunk), total);
+    options.progress?.(Math.min(counts.length, i + chunk), counts.length);
   }
   report.rejected.sort((a, b) => a.line - b.line);
   return report;
