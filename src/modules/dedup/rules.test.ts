@@ -1,16 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { EVENT_DATA_SCHEMAS } from '../../model/events.js';
+import { loadConfig } from '../../platform/config.js';
 import { checkDedupRules, type DataSchemaVersion } from './rules.js';
 
-const KINDS = {
-  email: 'convergent',
-  phone: 'convergent',
-  name: 'vault',
-  address: 'vault',
-  birthdate: 'vault',
-  card: 'fpe',
-  generic: 'vault',
-};
+// The shipped token kinds per field class.
+const KINDS = loadConfig({ env: {} }).tokenization.kinds;
 
 /** The registry port: canonical types, plus the given schemas as `x.custom.v1` versions. */
 const check = (key: string[], custom: unknown[] = [], eventType = 'x.custom.v1') =>
