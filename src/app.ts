@@ -5,6 +5,7 @@ import { buildServer } from './api/server.js';
 import { runCli, type HubFactory } from './cli/main.js';
 import { CANONICAL_SCHEMAS } from './model/catalog.js';
 import { EventEnvelope } from './model/schemas/event.js';
+import type { InventoryLevelChanged } from './model/schemas/inventory.js';
 import { EVENT_DATA_SCHEMAS } from './model/events.js';
 import { NexusError } from './model/errors.js';
 import { AccessService, accessRoutes } from './modules/access/index.js';
@@ -13,14 +14,17 @@ import { checkDedupRules, DedupService, dedupRoutes } from './modules/dedup/inde
 import { IngestService, ingestRoutes } from './modules/ingest/index.js';
 import {
   AvailabilityFeed,
+  channelAvailability,
   InventoryService,
   ReservationExpiry,
   inventoryRoutes,
+  type SiteDirectory,
 } from './modules/inventory/index.js';
 import { LocationsService, locationRoutes } from './modules/locations/index.js';
 import {
   createWebhooks,
   WEBHOOK_SECRETS_KEY_INFO,
+  type ChannelAvailabilitySource,
   type WebhooksService,
 } from './modules/webhooks/index.js';
 import { TokenizationService, tokenizationRoutes } from './modules/tokenization/index.js';
@@ -100,6 +104,24 @@ async function openBus(config: Config, storage: Storage): Promise<EventBus> {
     subjectPrefix: config.bus.subjectPrefix,
     name: 'nexus-hub',
   });
+}
+
+/**
+ * Webhook subscriptions with `availability` see a stock change as the live stream shows it to
+ * the same channel: the inventory's `channelAvailability` over its cached locations and
+ * channel policies (D36). The fan-out asks inside its transaction, so the location is looked
+ * up on that transaction (on SQLite the root connection is the transaction's); the policy is
+ * then as cached by that lookup, as for a reservation.
+ */
+export function webhookAvailability(sites: SiteDirectory): ChannelAvailabilitySource {
+  return {
+    async changeFor(envelope, { marketCode, channel }, db) {
+      const data = envelope.data as InventoryLevelChanged;
+      const site = (await sites.sitesOf([data.locationId], db)).get(data.locationId);
+      const policy = sites.cachedPolicy(marketCode, channel);
+      return channelAvailability(data, site, policy, channel, envelope.id);
+    },
+  };
 }
 
 /** Opens storage (migrating it), the bus, and wires every module. The one wiring point. */
@@ -258,6 +280,8 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
       source: config.source,
       shapers: { json: shaper, 'confluent-wire': shaper },
       checkSchemaVersions: (versions) => shaper.checkSchemaVersions(versions),
+      // What a channel may sell, for subscribers that ask for it instead of raw events.
+      availability: webhookAvailability(inventory.sites),
     },
   });
   // A database from before sealing holds clear secrets: seal them now, before this process

@@ -7,6 +7,7 @@ import { HubMetrics } from '../src/api/metrics.js';
 import { buildServer } from '../src/api/server.js';
 import { createHub, type Hub } from '../src/app.js';
 import {
+  AVAILABILITY_TYPE,
   createWebhooks,
   generateWebhookSecret,
   verifyWebhookSignature,
@@ -970,5 +971,326 @@ describe.runIf(PG_URL)('webhook dispatchers in two hubs on one PostgreSQL', () =
     expect(sent[0]! + sent[1]!).toBe(attempts);
     // Both processes took part.
     expect(sent.every((n) => n > 0)).toBe(true);
+  });
+});
+
+/** A server-sent-events client on fetch: collects the data of every event until closed. */
+async function openStream(url: string, key: string) {
+  const controller = new AbortController();
+  const response = await fetch(url, {
+    headers: { authorization: `Bearer ${key}` },
+    signal: controller.signal,
+  });
+  const events: Array<Record<string, unknown>> = [];
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const data = buffer
+          .slice(0, end)
+          .split('\n')
+          .find((line) => line.startsWith('data: '));
+        buffer = buffer.slice(end + 2);
+        if (data) events.push(JSON.parse(data.slice(6)) as Record<string, unknown>);
+      }
+    }
+  })().catch(() => undefined);
+  return {
+    response,
+    events,
+    async close() {
+      controller.abort();
+      await reading;
+    },
+  };
+}
+
+// The hub as app.ts wires it (listening, its own fan-out and dispatcher, the inventory's
+// channel view plugged into the webhooks): what a web shop backend subscribing to "what can
+// the web channel in DE sell now" gets.
+describe.each(hubShapes)('availability webhooks: %s', (shape) => {
+  let t: TestHub;
+  let base: string;
+  let sub: Subscriber;
+
+  type Body = Record<string, unknown> & { type: string; sku: string; locationId: string };
+  const AVAILABILITY_FIELDS = [
+    'available',
+    'changedAt',
+    'channel',
+    'channelSafetyStock',
+    'eventId',
+    'locationId',
+    'marketCode',
+    'onHand',
+    'reserved',
+    'safetyStock',
+    'sku',
+    'type',
+    'version',
+  ];
+  const json = (hit: Hit) => JSON.parse(hit.body.toString('utf8')) as Body;
+  const post = async (url: string, body: unknown) => {
+    const response = await t.request('POST', url, { body });
+    expect(response.status, response.body).toBeLessThan(300);
+    return response.json as Record<string, unknown>;
+  };
+  const receive = (sku: string, locationId: string, quantity = 10) =>
+    post('/v1/inventory/receipts', { lines: [{ sku, locationId, quantity }] });
+  const subscribe = async (path: string, availability: Record<string, unknown>) =>
+    (await post('/v1/webhooks', { url: sub.url(path), availability })) as {
+      id: string;
+      secret: string;
+      availability: unknown;
+    };
+  const deliveries = async (id: string) =>
+    (
+      (await t.request('GET', `/v1/webhooks/${id}/deliveries?limit=500`)).json as {
+        items: Delivery[];
+      }
+    ).items;
+
+  beforeAll(async () => {
+    t = await startTestHub(shape);
+    base = await t.hub.listen();
+    sub = await startSubscriber();
+    await post('/v1/markets', fixtures.market('DE'));
+    await post('/v1/markets', fixtures.market('SE'));
+    for (const id of ['AV-S1', 'AV-S2', 'AV-S3'])
+      await post('/v1/locations', fixtures.location(id));
+    await post('/v1/locations', fixtures.location('AV-SE', 'SE'));
+    await post(
+      '/v1/products',
+      fixtures.product('P-AV', [
+        { sku: 'AV-A' },
+        { sku: 'AV-B' },
+        { sku: 'AV-C' },
+        { sku: 'AV-D' },
+        { sku: 'AV-E' },
+      ]),
+    );
+    // Stores keep 2 of each SKU back from the web; AV-S2 does not sell to the web at all.
+    const policy = await t.request('PUT', '/v1/inventory/channel-policies/DE/web', {
+      body: {
+        marketCode: 'DE',
+        channel: 'web',
+        locationTypes: ['store', 'warehouse'],
+        requiredCapabilities: [],
+        excludeLocations: ['AV-S2'],
+        safetyStock: { default: 0, byLocationType: { store: 2 } },
+      },
+    });
+    expect(policy.status).toBeLessThan(300);
+  });
+  afterAll(async () => {
+    await sub.close();
+    await t.dispose();
+  });
+
+  it('delivers what the web channel can sell, channel safety stock applied, signed; redelivery sends the same bytes', async () => {
+    const created = await subscribe('/av-web', { marketCode: 'DE', channel: 'web' });
+    expect(created.availability).toEqual({ marketCode: 'DE', channel: 'web' });
+    await receive('AV-A', 'AV-S1', 10);
+    await waitFor(() => sub.at('/av-web').length === 1);
+
+    const hit = sub.at('/av-web')[0]!;
+    const body = json(hit);
+    expect(Object.keys(body).sort()).toEqual(AVAILABILITY_FIELDS);
+    expect(body).toMatchObject({
+      type: 'inventory.availability.changed',
+      sku: 'AV-A',
+      locationId: 'AV-S1',
+      marketCode: 'DE',
+      channel: 'web',
+      available: 8,
+      onHand: 10,
+      reserved: 0,
+      safetyStock: 0,
+      channelSafetyStock: 2,
+    });
+    expect(hit.headers['content-type']).toBe('application/json');
+    expect(hit.headers['nexus-event-type']).toBe('inventory.availability.changed');
+    expect(hit.headers['nexus-event-id']).toBe(body.eventId);
+    expect(
+      verifyWebhookSignature(created.secret, hit.headers['nexus-signature'] as string, hit.body),
+    ).toBe(true);
+
+    await waitFor(async () => (await deliveries(created.id))[0]?.status === 'succeeded');
+    const [delivery] = await deliveries(created.id);
+    expect(delivery).toMatchObject({
+      eventType: 'inventory.availability.changed',
+      eventId: body.eventId,
+      attempts: 1,
+    });
+    const logged = await t.request('GET', `/v1/webhooks/${created.id}/deliveries/${delivery!.id}`);
+    expect(logged.json).toMatchObject({
+      payload: body,
+      envelope: { id: body.eventId, type: 'inventory.level.changed.v1' },
+    });
+
+    const again = await t.request(
+      'POST',
+      `/v1/webhooks/${created.id}/deliveries/${delivery!.id}/redeliver`,
+    );
+    expect(again.status).toBe(202);
+    await waitFor(() => sub.at('/av-web').length === 2);
+    const second = sub.at('/av-web')[1]!;
+    expect(second.body.equals(hit.body)).toBe(true);
+    expect(second.headers['nexus-webhook-id']).toBe(delivery!.id);
+    expect(
+      verifyWebhookSignature(
+        created.secret,
+        second.headers['nexus-signature'] as string,
+        second.body,
+      ),
+    ).toBe(true);
+    await t.request('DELETE', `/v1/webhooks/${created.id}`);
+  });
+
+  it('records no delivery for a change at a location the channel does not serve, nor in another market', async () => {
+    const web = await subscribe('/av-served', { marketCode: 'DE', channel: 'web' });
+    // Raw events of the market, to show the changes happened and went through the fan-out.
+    const raw = (await post('/v1/webhooks', {
+      url: sub.url('/av-raw'),
+      eventTypes: ['inventory.level.changed.v1'],
+      markets: ['DE'],
+    })) as { id: string };
+    await receive('AV-B', 'AV-S2', 5); // excluded from the web by the policy
+    await receive('AV-B', 'AV-SE', 5); // another market
+    await receive('AV-B', 'AV-S1', 5); // served: the marker
+    await waitFor(() => sub.at('/av-served').length === 1 && sub.at('/av-raw').length === 2);
+    // Fan-out goes in stream order: with the marker delivered, the earlier changes were judged.
+    expect(json(sub.at('/av-served')[0]!)).toMatchObject({
+      locationId: 'AV-S1',
+      available: 3,
+      channelSafetyStock: 2,
+    });
+    expect(await deliveries(web.id)).toHaveLength(1);
+    const rawLocations = sub
+      .at('/av-raw')
+      .map(
+        (h) =>
+          (JSON.parse(h.body.toString('utf8')) as { data: { locationId: string } }).data.locationId,
+      );
+    expect(rawLocations).toEqual(['AV-S2', 'AV-S1']);
+    await t.request('DELETE', `/v1/webhooks/${web.id}`);
+    await t.request('DELETE', `/v1/webhooks/${raw.id}`);
+  });
+
+  it('filters by SKU and by location', async () => {
+    const bySku = await subscribe('/av-sku', { marketCode: 'DE', channel: 'web', skus: ['AV-D'] });
+    const byLocation = await subscribe('/av-location', {
+      marketCode: 'DE',
+      channel: 'web',
+      locationIds: ['AV-S3'],
+    });
+    await receive('AV-E', 'AV-S1', 4);
+    await receive('AV-D', 'AV-S1', 4);
+    await receive('AV-E', 'AV-S3', 4);
+    await waitFor(() => sub.at('/av-sku').length === 1 && sub.at('/av-location').length === 1);
+    await receive('AV-D', 'AV-S3', 4);
+    await waitFor(() => sub.at('/av-sku').length === 2 && sub.at('/av-location').length === 2);
+    expect(sub.at('/av-sku').map((h) => `${json(h).sku}@${json(h).locationId}`)).toEqual([
+      'AV-D@AV-S1',
+      'AV-D@AV-S3',
+    ]);
+    expect(sub.at('/av-location').map((h) => `${json(h).sku}@${json(h).locationId}`)).toEqual([
+      'AV-E@AV-S3',
+      'AV-D@AV-S3',
+    ]);
+    expect(await deliveries(bySku.id)).toHaveLength(2);
+    expect(await deliveries(byLocation.id)).toHaveLength(2);
+    await t.request('DELETE', `/v1/webhooks/${bySku.id}`);
+    await t.request('DELETE', `/v1/webhooks/${byLocation.id}`);
+  });
+
+  it('sends what the live stream shows the same channel for the same change', async () => {
+    const hook = await subscribe('/av-same', { marketCode: 'DE', channel: 'web', skus: ['AV-C'] });
+    const stream = await openStream(
+      `${base}/v1/inventory/stream?marketCode=DE&channel=web&sku=AV-C`,
+      t.adminKey,
+    );
+    expect(stream.response.status).toBe(200);
+    await sleep(100);
+    await receive('AV-C', 'AV-S1', 7);
+    await post('/v1/inventory/reservations', {
+      sku: 'AV-C',
+      locationId: 'AV-S1',
+      quantity: 1,
+      channel: 'web',
+    });
+    await receive('AV-C', 'AV-S2', 7); // not the web's: in neither
+    await receive('AV-C', 'AV-S3', 7);
+    await waitFor(() => stream.events.length === 3 && sub.at('/av-same').length === 3);
+    await stream.close();
+    const sent = sub.at('/av-same').map(json);
+    expect(sent.map(({ type, ...change }) => (type === AVAILABILITY_TYPE ? change : null))).toEqual(
+      stream.events,
+    );
+    expect(sent.map((b) => [b.locationId, b.available, b.reserved])).toEqual([
+      ['AV-S1', 5, 0],
+      ['AV-S1', 4, 1],
+      ['AV-S3', 5, 0],
+    ]);
+    await t.request('DELETE', `/v1/webhooks/${hook.id}`);
+  });
+
+  it('refuses bad availability settings with pointers; an unknown market is taken like a market filter', async () => {
+    const refused = async (body: Record<string, unknown>) => {
+      const response = await t.request('POST', '/v1/webhooks', {
+        body: { url: sub.url('/av-bad'), ...body },
+      });
+      expect(response.status, response.body).toBe(400);
+      const problem = response.json as { code: string; errors: Array<{ pointer: string }> };
+      expect(response.headers['content-type']).toContain('application/problem+json');
+      expect(problem.code).toBe('VALIDATION_FAILED');
+      return problem.errors.map((e) => e.pointer);
+    };
+    const web = { marketCode: 'DE', channel: 'web' };
+    expect(await refused({ availability: { marketCode: 'de', channel: 'web' } })).toContain(
+      '/availability/marketCode',
+    );
+    expect(await refused({ availability: { marketCode: 'DE', channel: 'fax' } })).toContain(
+      '/availability/channel',
+    );
+    expect(await refused({ availability: { ...web, skus: [] } })).toContain('/availability/skus');
+    const many = Array.from({ length: 1001 }, (_, i) => `SKU-${i}`);
+    expect(await refused({ availability: { ...web, skus: many } })).toContain('/availability/skus');
+    expect(await refused({ availability: { ...web, locationIds: ['no spaces'] } })).toContain(
+      '/availability/locationIds/0',
+    );
+    expect(await refused({ availability: { ...web, extra: 1 } })).toContain('/availability/extra');
+    expect(await refused({ availability: web, eventTypes: ['*'] })).toEqual(['/eventTypes']);
+    expect(await refused({ availability: web, subjectFilter: 'nexus.evt.DE.>' })).toEqual([
+      '/subjectFilter',
+    ]);
+    expect(await refused({ availability: web, markets: ['SE'] })).toEqual(['/markets']);
+    expect(await refused({ availability: web, format: 'confluent-wire' })).toEqual(['/format']);
+    expect(
+      await refused({ availability: web, schemaVersions: { 'inventory.level.changed.v1': 1 } }),
+    ).toEqual(['/schemaVersions']);
+
+    // Market filters only check the form of a code; so does availability.
+    const unknown = await post('/v1/webhooks', {
+      url: sub.url('/av-zz'),
+      availability: { marketCode: 'ZZ', channel: 'web' },
+      markets: ['ZZ'],
+    });
+    expect(unknown).toMatchObject({ markets: ['ZZ'], eventTypes: null });
+    const replaced = await t.request('PUT', `/v1/webhooks/${unknown.id as string}`, {
+      body: {
+        url: sub.url('/av-zz'),
+        availability: { marketCode: 'ZZ', channel: 'app' },
+        eventTypes: ['*'],
+      },
+    });
+    expect(replaced.status).toBe(400);
+    expect((replaced.json as { errors: Array<{ pointer: string }> }).errors[0]!.pointer).toBe(
+      '/eventTypes',
+    );
+    await t.request('DELETE', `/v1/webhooks/${unknown.id as string}`);
   });
 });

@@ -14,8 +14,8 @@ export {
   type Transfer,
 } from './service.js';
 export { inventoryRoutes } from './routes.js';
-export { AvailabilityFeed, type AvailabilityChange } from './live.js';
+export { AvailabilityFeed, channelAvailability, type AvailabilityChange } from './live.js';
 export { ReservationExpiry } from './expiry.js';
 export { INVENTORY_EVENTS } from './events.js';
 export { ChannelPolicy } from './policy.js';
-export { SiteDirectory } from './sites.js';
+export { SiteDirectory, type Site } from './sites.js';

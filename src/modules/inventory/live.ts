@@ -3,8 +3,8 @@ import type { InventoryLevelChanged } from '../../model/schemas/inventory.js';
 import type { Delivery, EventBus, Subscription } from '../../platform/bus/bus.js';
 import type { Logger } from '../../platform/logging.js';
 import { INVENTORY_EVENTS } from './events.js';
-import { channelSafetyStock, serves } from './policy.js';
-import type { SiteDirectory } from './sites.js';
+import { channelSafetyStock, serves, type ChannelPolicy } from './policy.js';
+import type { Site, SiteDirectory } from './sites.js';
 
 /** What a live client receives: the stock of one SKU at one location as its channel sees it. */
 export interface AvailabilityChange {
@@ -21,6 +21,37 @@ export interface AvailabilityChange {
   version: number;
   changedAt: string;
   eventId: string;
+}
+
+/**
+ * A stock change as one channel sees it, or null when that channel does not sell from the
+ * change's location in the policy's market (unknown or inactive location, another market, a
+ * type or capability the policy leaves out, an excluded location). The one place this is
+ * computed: the live stream and availability webhooks both call it, so they cannot disagree.
+ */
+export function channelAvailability(
+  data: InventoryLevelChanged,
+  site: Site | undefined,
+  policy: ChannelPolicy,
+  channel: Channel,
+  eventId: string,
+): AvailabilityChange | null {
+  if (!site || data.marketCode !== policy.marketCode || !serves(policy, site)) return null;
+  const keep = channelSafetyStock(policy, site);
+  return {
+    sku: data.sku,
+    locationId: data.locationId,
+    marketCode: data.marketCode,
+    channel,
+    available: Math.max(0, data.after.available - keep),
+    onHand: data.after.onHand,
+    reserved: data.after.reserved,
+    safetyStock: data.after.safetyStock,
+    channelSafetyStock: keep,
+    version: data.version,
+    changedAt: data.changedAt,
+    eventId,
+  };
 }
 
 export interface LiveFilter {
@@ -114,22 +145,7 @@ export class AvailabilityFeed {
     if (filter.locationIds && !filter.locationIds.has(data.locationId)) return null;
     const site = await this.sites.site(data.locationId);
     if (!site) return null;
-    const policy = await this.sites.policy(data.marketCode, filter.channel);
-    if (!serves(policy, site)) return null;
-    const keep = channelSafetyStock(policy, site);
-    return {
-      sku: data.sku,
-      locationId: data.locationId,
-      marketCode: data.marketCode,
-      channel: filter.channel,
-      available: Math.max(0, data.after.available - keep),
-      onHand: data.after.onHand,
-      reserved: data.after.reserved,
-      safetyStock: data.after.safetyStock,
-      channelSafetyStock: keep,
-      version: data.version,
-      changedAt: data.changedAt,
-      eventId: d.eventId,
-    };
+    const policy = await this.sites.policy(filter.marketCode, filter.channel);
+    return channelAvailability(data, site, policy, filter.channel, d.eventId);
   }
 }

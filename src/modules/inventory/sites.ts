@@ -111,22 +111,24 @@ export class SiteDirectory {
   }
 
   private reload(db: Executor = this.db): Promise<void> {
+    // Inside a transaction, read on it and never join a reload on the root connection: on
+    // SQLite that reload waits for this very transaction's connection, and both would wait for
+    // ever (the webhooks fan-out shapes availability inside its transaction while the live
+    // feed reads the same directory outside one).
+    if (db !== this.db) return this.load(db);
     // One reload at a time; concurrent callers share it.
-    this.loading ??= (async () => {
-      try {
-        const [rows, policies] = await Promise.all([loadLocations(db), loadChannelPolicies(db)]);
-        this.sites = new Map(rows.map((r) => [r.id, toSite(r)]));
-        this.policies = new Map(
-          policies.map((p) => [
-            `${p.market_code}/${p.channel}`,
-            JSON.parse(p.doc) as ChannelPolicy,
-          ]),
-        );
-        this.loadedAt = Date.now();
-      } finally {
-        this.loading = null;
-      }
-    })();
+    this.loading ??= this.load(db).finally(() => {
+      this.loading = null;
+    });
     return this.loading;
+  }
+
+  private async load(db: Executor): Promise<void> {
+    const [rows, policies] = await Promise.all([loadLocations(db), loadChannelPolicies(db)]);
+    this.sites = new Map(rows.map((r) => [r.id, toSite(r)]));
+    this.policies = new Map(
+      policies.map((p) => [`${p.market_code}/${p.channel}`, JSON.parse(p.doc) as ChannelPolicy]),
+    );
+    this.loadedAt = Date.now();
   }
 }

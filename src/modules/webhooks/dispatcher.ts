@@ -4,7 +4,7 @@ import type { Storage } from '../../platform/db/storage.js';
 import type { Logger } from '../../platform/logging.js';
 import type { Sealer } from '../../platform/sealing.js';
 import { OpenedSecrets, WebhookSecrets, WebhookSecretUnreadableError } from './secrets.js';
-import type { EventShapers, WebhookFormat } from './shaper.js';
+import type { EventShapers, ShapedPayload, WebhookFormat } from './shaper.js';
 import { signatureHeader } from './signature.js';
 import {
   claimLease,
@@ -314,16 +314,7 @@ export class WebhookDispatcher {
       secrets.push(
         this.secrets.get(subscription.id, subscription.previous_secret, 'previous_secret'),
       );
-    const format = subscription.format as WebhookFormat;
-    const shaper = this.deps.shapers[format];
-    if (!shaper) throw new Error(`no event shaper is configured for format '${format}'`);
-    const envelope = JSON.parse(delivery.envelope) as EventEnvelope;
-    const payload = await shaper.shape(envelope, {
-      format,
-      schemaVersions: subscription.schema_versions
-        ? (JSON.parse(subscription.schema_versions) as Record<string, number>)
-        : {},
-    });
+    const payload = await this.payloadOf(subscription, delivery);
     const timestamp = Math.floor(Date.now() / 1000);
     const signal = AbortSignal.timeout(this.options.timeoutMs);
     const response = await fetch(subscription.url, {
@@ -344,6 +335,28 @@ export class WebhookDispatcher {
       signal,
     });
     return { status: response.status, body: await readHead(response, RESPONSE_LIMIT) };
+  }
+
+  /**
+   * The request body: the one made at fan-out time (an availability change, JSON) when the
+   * delivery has one, else the event shaped now as the subscription asks.
+   */
+  private async payloadOf(
+    subscription: SubscriptionRow,
+    delivery: DeliveryRow,
+  ): Promise<ShapedPayload> {
+    if (delivery.payload !== null)
+      return { body: delivery.payload, contentType: 'application/json', headers: {} };
+    const format = subscription.format as WebhookFormat;
+    const shaper = this.deps.shapers[format];
+    if (!shaper) throw new Error(`no event shaper is configured for format '${format}'`);
+    const envelope = JSON.parse(delivery.envelope) as EventEnvelope;
+    return shaper.shape(envelope, {
+      format,
+      schemaVersions: subscription.schema_versions
+        ? (JSON.parse(subscription.schema_versions) as Record<string, number>)
+        : {},
+    });
   }
 }
 

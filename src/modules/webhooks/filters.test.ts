@@ -35,6 +35,37 @@ describe('webhook filters', () => {
     expect(matchesEvent(both, de, subject(de))).toBe(false);
   });
 
+  it('lets an availability subscription see only stock changes of its market, SKUs and locations', () => {
+    const filter = {
+      eventTypes: null,
+      subjectFilter: null,
+      markets: null,
+      availability: {
+        marketCode: 'DE',
+        skus: new Set(['A']),
+        locationIds: new Set(['S1']),
+      },
+    };
+    type Level = { type: string; market?: string; data: unknown };
+    const level = (market: string | undefined, sku: string, locationId: string): Level => ({
+      type: 'inventory.level.changed.v1',
+      ...(market === undefined ? {} : { market }),
+      data: { sku, locationId },
+    });
+    const judge = (e: Level) =>
+      matchesEvent(filter, e, `nexus.evt.${e.market ?? 'global'}.${e.type}`);
+    expect(judge(level('DE', 'A', 'S1'))).toBe(true);
+    expect(judge(level('SE', 'A', 'S1'))).toBe(false);
+    expect(judge(level(undefined, 'A', 'S1'))).toBe(false);
+    expect(judge(level('DE', 'B', 'S1'))).toBe(false);
+    expect(judge(level('DE', 'A', 'S2'))).toBe(false);
+    expect(judge({ ...level('DE', 'A', 'S1'), type: 'inventory.reservation.created.v1' })).toBe(
+      false,
+    );
+    const everything = { ...filter, availability: { ...filter.availability, skus: null } };
+    expect(matchesEvent(everything, level('DE', 'Z', 'S1'), 'nexus.evt.DE.x')).toBe(true);
+  });
+
   it('accepts only subject filters under nexus.evt with whole-token wildcards', () => {
     expect(subjectFilterProblem('nexus.evt.>')).toBeNull();
     expect(subjectFilterProblem('nexus.evt.*.inventory.>')).toBeNull();

@@ -1,5 +1,6 @@
 import type { EventEnvelope } from '../../model/schemas/event.js';
 import { SUBJECT_PREFIX, subjectMatches } from '../../platform/bus/bus.js';
+import { AVAILABILITY_SOURCE_TYPE } from './availability.js';
 
 /** Which events one subscription receives. */
 export interface SubscriptionFilter {
@@ -12,6 +13,16 @@ export interface SubscriptionFilter {
    * are not market-scoped and pass this filter; a subject filter can exclude them.
    */
   markets: readonly string[] | null;
+  /**
+   * An availability subscription: only `inventory.level.changed.v1` events of this market
+   * (never market-less ones), of these SKUs and locations when given. Whether the channel
+   * sells from the location is decided later, in the fan-out (see ChannelAvailabilitySource).
+   */
+  availability?: {
+    marketCode: string;
+    skus: ReadonlySet<string> | null;
+    locationIds: ReadonlySet<string> | null;
+  } | null;
 }
 
 const patterns = new Map<string, RegExp>();
@@ -34,9 +45,19 @@ export function eventTypeMatches(pattern: string, type: string): boolean {
 
 export function matchesEvent(
   filter: SubscriptionFilter,
-  envelope: Pick<EventEnvelope, 'type' | 'market'>,
+  envelope: Pick<EventEnvelope, 'type' | 'market'> & { data?: unknown },
   subject: string,
 ): boolean {
+  const availability = filter.availability;
+  if (availability) {
+    if (envelope.type !== AVAILABILITY_SOURCE_TYPE) return false;
+    if (envelope.market !== availability.marketCode) return false;
+    const data = (envelope.data ?? {}) as { sku?: unknown; locationId?: unknown };
+    if (availability.skus && !availability.skus.has(String(data.sku))) return false;
+    if (availability.locationIds && !availability.locationIds.has(String(data.locationId)))
+      return false;
+    return true;
+  }
   if (filter.eventTypes && !filter.eventTypes.some((p) => eventTypeMatches(p, envelope.type)))
     return false;
   if (filter.subjectFilter && !subjectMatches(filter.subjectFilter, subject)) return false;

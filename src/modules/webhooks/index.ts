@@ -10,6 +10,7 @@ import type { Transactor } from '../../platform/events/unit-of-work.js';
 import type { Logger } from '../../platform/logging.js';
 import type { Sealer } from '../../platform/sealing.js';
 import { WebhookDispatcher, type DispatcherOptions, type WebhookMetrics } from './dispatcher.js';
+import type { ChannelAvailabilitySource } from './availability.js';
 import { FANOUT_GROUP, fanOutHandler, SubscriptionSnapshot } from './fanout.js';
 import { webhookRoutes } from './routes.js';
 import { WebhooksService } from './service.js';
@@ -53,6 +54,13 @@ export {
   WebhookSecretUnreadableError,
 } from './secrets.js';
 export { eventTypeMatches, matchesEvent, type SubscriptionFilter } from './filters.js';
+export {
+  AVAILABILITY_MAX_ITEMS,
+  AVAILABILITY_SOURCE_TYPE,
+  AVAILABILITY_TYPE,
+  type AvailabilitySettings,
+  type ChannelAvailabilitySource,
+} from './availability.js';
 export { webhookRoutes } from './routes.js';
 
 export interface WebhooksOptions {
@@ -68,6 +76,11 @@ export interface WebhooksOptions {
    * without it only their form is checked.
    */
   checkSchemaVersions?: SchemaVersionsCheck;
+  /**
+   * Availability as a channel sees it, for subscriptions with `availability` (app.ts: the
+   * inventory's channel view). Without it such subscriptions receive nothing.
+   */
+  availability?: ChannelAvailabilitySource;
   /** CloudEvents source of synthetic events (webhook.ping). Default '//nexus/hub'. */
   source?: string;
   /** How long the previous secret keeps signing after a rotation. Default 24 h. */
@@ -123,6 +136,7 @@ export function createWebhooks(deps: WebhooksDeps): Webhooks {
     kick: () => dispatcher.kick(),
     source: options.source ?? '//nexus/hub',
     checkSchemaVersions: options.checkSchemaVersions,
+    availability: options.availability !== undefined,
     ...(options.rotationOverlapMs === undefined
       ? {}
       : { rotationOverlapMs: options.rotationOverlapMs }),
@@ -147,7 +161,7 @@ export function createWebhooks(deps: WebhooksDeps): Webhooks {
     },
     fanOutHandler(() => {
       matched = true;
-    }),
+    }, options.availability),
   );
   return {
     service,

@@ -1,6 +1,8 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { Channel, Identifier, MarketCode } from '../../model/schemas/common.js';
 import '../../platform/http/types.js';
+import { AVAILABILITY_MAX_ITEMS, AVAILABILITY_TYPE } from './availability.js';
 import { WEBHOOK_FORMATS } from './shaper.js';
 import type { SubscriptionInput, WebhooksService } from './service.js';
 import type { DeliveryStatus, SubscriptionStatus } from './store.js';
@@ -31,6 +33,30 @@ const Markets = Type.Array(Type.String({ pattern: '^[A-Z]{2}(-[A-Z0-9]{1,8})?$' 
   uniqueItems: true,
   description: 'Only events of these markets; events without a market are delivered as well',
 });
+const Ids = (description: string) =>
+  Type.Array(Identifier(description), {
+    minItems: 1,
+    maxItems: AVAILABILITY_MAX_ITEMS,
+    uniqueItems: true,
+  });
+const Availability = Type.Object(
+  {
+    marketCode: MarketCode,
+    channel: Channel,
+    skus: Type.Optional(Ids('Only these SKUs (leave out for every SKU)')),
+    locationIds: Type.Optional(
+      Ids('Only these locations (leave out for every location serving the channel)'),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      `Availability as this channel sees it in this market: one ${AVAILABILITY_TYPE} JSON ` +
+      'delivery per stock change at a location the channel sells from (channel safety stock ' +
+      'applied; the fields of the live stream). Not with eventTypes, subjectFilter, ' +
+      'schemaVersions or another format; markets may only repeat marketCode.',
+  },
+);
 
 const SubscriptionBody = Type.Object(
   {
@@ -56,6 +82,7 @@ const SubscriptionBody = Type.Object(
       ),
     ),
     format: Type.Optional(Format),
+    availability: Type.Optional(Nullable(Availability)),
   },
   { additionalProperties: false },
 );
@@ -71,6 +98,7 @@ const SubscriptionSchema = Type.Object({
   statusReason: Nullable(Type.String()),
   schemaVersions: Nullable(Type.Record(Type.String(), Type.Integer())),
   format: Format,
+  availability: Nullable(Availability),
   previousSecretExpiresAt: Nullable(DateTime),
   createdAt: DateTime,
   updatedAt: DateTime,
@@ -99,7 +127,10 @@ const DeliverySchema = Type.Object({
 const DeliveryDetailSchema = Type.Composite([
   DeliverySchema,
   Type.Object({
-    envelope: Type.Unknown(),
+    envelope: Type.Unknown({ description: 'The hub event as matched' }),
+    payload: Type.Unknown({
+      description: 'The body made when the event was matched (availability), or null',
+    }),
     attemptLog: Type.Array(
       Type.Object({
         attempt: Type.Integer(),

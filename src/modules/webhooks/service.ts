@@ -1,11 +1,13 @@
 import { NexusError, notFound, type FieldError } from '../../model/errors.js';
 import { uuidv7 } from '../../model/ids.js';
+import { CHANNELS } from '../../model/schemas/common.js';
 import type { EventEnvelope } from '../../model/schemas/event.js';
 import { eventSubject } from '../../platform/bus/bus.js';
 import type { Context } from '../../platform/context.js';
 import type { Executor } from '../../platform/db/storage.js';
 import { decodeCursor, encodeCursor, type Page } from '../../platform/resources.js';
 import type { Sealer } from '../../platform/sealing.js';
+import { AVAILABILITY_MAX_ITEMS, type AvailabilitySettings } from './availability.js';
 import { subjectFilterProblem } from './filters.js';
 import {
   WEBHOOK_FORMATS,
@@ -49,6 +51,12 @@ export interface SubscriptionInput {
   /** Event type -> registered schema version the subscriber understands. */
   schemaVersions?: Record<string, number> | null | undefined;
   format?: WebhookFormat | undefined;
+  /**
+   * Availability as one channel sees it: one `inventory.availability.changed` delivery per
+   * stock change in the market at a location the channel sells from. Stands alone: not with
+   * eventTypes, subjectFilter, schemaVersions or a format other than json.
+   */
+  availability?: AvailabilitySettings | null | undefined;
 }
 
 export interface Subscription {
@@ -63,6 +71,7 @@ export interface Subscription {
   statusReason: string | null;
   schemaVersions: Record<string, number> | null;
   format: WebhookFormat;
+  availability: AvailabilitySettings | null;
   /** Until when requests also carry a signature made with the secret before the last rotation. */
   previousSecretExpiresAt: string | null;
   createdAt: string;
@@ -97,6 +106,8 @@ export interface Attempt {
 
 export interface DeliveryDetail extends Delivery {
   envelope: unknown;
+  /** The body made at fan-out time and sent by every attempt (availability), or null. */
+  payload: unknown;
   attemptLog: Attempt[];
 }
 
@@ -115,6 +126,8 @@ export interface WebhooksServiceDeps {
   checkSchemaVersions?: SchemaVersionsCheck | undefined;
   /** Called after a subscription was created, changed or deleted in this process. */
   changed?: () => void;
+  /** Whether a channel availability source is wired (else `availability` is refused). */
+  availability?: boolean;
 }
 
 export const PING_TYPE = 'webhook.ping';
@@ -122,6 +135,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 const EVENT_TYPE_PATTERN = /^[a-z0-9*][a-z0-9*.-]{0,199}$/;
 const EVENT_TYPE = /^[a-z][a-z0-9]*(\.[a-z][a-z0-9-]*)+\.v[0-9]+$/;
 const MARKET = /^[A-Z]{2}(-[A-Z0-9]{1,8})?$/;
+const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const parseJson = <T>(text: string | null): T | null =>
@@ -143,6 +157,7 @@ function toSubscription(row: SubscriptionRow, now = Date.now()): Subscription {
     statusReason: row.status_reason,
     schemaVersions: parseJson<Record<string, number>>(row.schema_versions),
     format: row.format as WebhookFormat,
+    availability: parseJson<AvailabilitySettings>(row.availability),
     previousSecretExpiresAt: overlap,
     createdAt: iso(row.created_at),
     updatedAt: iso(row.updated_at),
@@ -339,6 +354,7 @@ export class WebhooksService {
     return {
       ...toDelivery(row),
       envelope: JSON.parse(row.envelope) as unknown,
+      payload: parseJson<unknown>(row.payload),
       attemptLog: attempts.map(toAttempt),
     };
   }
@@ -388,6 +404,7 @@ export class WebhooksService {
       event_type: PING_TYPE,
       subject: eventSubject(envelope),
       envelope: JSON.stringify(envelope),
+      payload: null,
       status: 'pending',
       attempts: 0,
       retry_from: 0,
@@ -441,6 +458,7 @@ export class WebhooksService {
     | 'status'
     | 'schema_versions'
     | 'format'
+    | 'availability'
   > {
     const errors: FieldError[] = [];
     let url: URL | null = null;
@@ -451,6 +469,16 @@ export class WebhooksService {
     }
     if (url && url.protocol !== 'http:' && url.protocol !== 'https:')
       errors.push({ pointer: '/url', detail: 'must be an absolute http or https URL' });
+
+    const availability = input.availability ?? null;
+    if (availability && !this.deps.availability) {
+      errors.push({
+        pointer: '/availability',
+        detail: 'not available: no channel availability is configured for webhooks',
+      });
+    } else if (availability) {
+      errors.push(...availabilityProblems(availability, input));
+    }
 
     const eventTypes = input.eventTypes ?? null;
     eventTypes?.forEach((pattern, i) => {
@@ -465,18 +493,29 @@ export class WebhooksService {
       const problem = subjectFilterProblem(subjectFilter);
       if (problem) errors.push({ pointer: '/subjectFilter', detail: problem });
     }
-    if ((eventTypes === null || eventTypes.length === 0) && subjectFilter === null) {
+    if (
+      (eventTypes === null || eventTypes.length === 0) &&
+      subjectFilter === null &&
+      availability === null
+    ) {
       errors.push({
         pointer: '/eventTypes',
-        detail: "give eventTypes or subjectFilter (['*'] for every event)",
+        detail: "give eventTypes or subjectFilter (['*'] for every event), or availability",
       });
     }
 
-    const markets = input.markets && input.markets.length > 0 ? input.markets : null;
-    markets?.forEach((market, i) => {
-      if (!MARKET.test(market))
-        errors.push({ pointer: `/markets/${i}`, detail: 'must be a market code (DE, CH-FR)' });
-    });
+    // An availability subscription is scoped to its market like a market filter, so keys
+    // limited to markets see and manage it as they do any other.
+    const markets = availability
+      ? [availability.marketCode]
+      : input.markets && input.markets.length > 0
+        ? input.markets
+        : null;
+    if (!availability)
+      markets?.forEach((market, i) => {
+        if (!MARKET.test(market))
+          errors.push({ pointer: `/markets/${i}`, detail: 'must be a market code (DE, CH-FR)' });
+      });
 
     const schemaVersions = input.schemaVersions ?? null;
     for (const [type, version] of Object.entries(schemaVersions ?? {})) {
@@ -519,6 +558,61 @@ export class WebhooksService {
           ? JSON.stringify(schemaVersions)
           : null,
       format,
+      availability: availability
+        ? JSON.stringify({
+            marketCode: availability.marketCode,
+            channel: availability.channel,
+            ...(availability.skus ? { skus: availability.skus } : {}),
+            ...(availability.locationIds ? { locationIds: availability.locationIds } : {}),
+          })
+        : null,
     };
   }
+}
+
+/**
+ * What is wrong with an availability setting, and with the settings it cannot go with. It
+ * stands alone: its events are fixed (the market's stock changes), its body is its own JSON
+ * (no schema version or wire format applies), and its market is its market filter.
+ */
+function availabilityProblems(
+  availability: AvailabilitySettings,
+  input: SubscriptionInput,
+): FieldError[] {
+  const errors: FieldError[] = [];
+  const at = (field: string) => `/availability/${field}`;
+  if (typeof availability.marketCode !== 'string' || !MARKET.test(availability.marketCode))
+    errors.push({ pointer: at('marketCode'), detail: 'must be a market code (DE, CH-FR)' });
+  if (!(CHANNELS as readonly string[]).includes(availability.channel))
+    errors.push({ pointer: at('channel'), detail: `must be one of ${CHANNELS.join(', ')}` });
+  for (const field of ['skus', 'locationIds'] as const) {
+    const list = availability[field];
+    if (list === undefined) continue;
+    if (!Array.isArray(list) || list.length === 0 || list.length > AVAILABILITY_MAX_ITEMS) {
+      errors.push({
+        pointer: at(field),
+        detail: `must list 1 to ${AVAILABILITY_MAX_ITEMS} ids (leave it out for all)`,
+      });
+      continue;
+    }
+    list.forEach((id, i) => {
+      if (typeof id !== 'string' || !IDENTIFIER.test(id))
+        errors.push({ pointer: at(`${field}/${i}`), detail: 'must be an identifier' });
+    });
+  }
+  const alone = 'cannot be combined with availability, which receives only its stock changes';
+  if (input.eventTypes && input.eventTypes.length > 0)
+    errors.push({ pointer: '/eventTypes', detail: alone });
+  if (input.subjectFilter) errors.push({ pointer: '/subjectFilter', detail: alone });
+  if (input.schemaVersions && Object.keys(input.schemaVersions).length > 0)
+    errors.push({ pointer: '/schemaVersions', detail: alone });
+  if (input.format !== undefined && input.format !== 'json')
+    errors.push({ pointer: '/format', detail: 'availability is sent as JSON only' });
+  const markets = input.markets ?? [];
+  if (markets.some((m) => m !== availability.marketCode))
+    errors.push({
+      pointer: '/markets',
+      detail: 'may only repeat availability.marketCode (or be left out)',
+    });
+  return errors;
 }

@@ -3,8 +3,9 @@ import type { Executor } from '../../platform/db/storage.js';
 import { isSealed, SEALED_PREFIX } from '../../platform/sealing.js';
 
 /**
- * All SQL of the webhooks module. Tables are created by migration 0007_webhooks; their types
- * live here, beside the store, as for the other modules (see platform/db/tables.ts).
+ * All SQL of the webhooks module. Tables are created by migration 0007_webhooks (0015 added
+ * the availability columns); their types live here, beside the store, as for the other modules
+ * (see platform/db/tables.ts).
  */
 
 export type SubscriptionStatus = 'active' | 'paused';
@@ -31,6 +32,11 @@ export type SubscriptionRow = {
   schema_versions: string | null;
   format: string;
   /**
+   * JSON AvailabilitySettings (market, channel, optional SKUs and locations), or null: the
+   * subscription receives availability changes as that channel sees them (migration 0015).
+   */
+  availability: string | null;
+  /**
    * Sealed (`sealed:v1:...`, AES-256-GCM bound to the id; see secrets.ts), as is
    * previous_secret: the dispatcher must recover them to sign, and nobody who reads the table
    * may.
@@ -53,7 +59,14 @@ export type DeliveryRow = {
   event_id: string;
   event_type: string;
   subject: string;
+  /** The hub event as it was matched. */
   envelope: string;
+  /**
+   * The request body when it was made at fan-out time (an availability change as the channel
+   * saw it then, JSON), sent as it is by every attempt and redelivery; null: the event is
+   * shaped at send time (EventShaper). Migration 0015.
+   */
+  payload: string | null;
   status: DeliveryStatus;
   /** Attempts made so far, over the delivery's whole life. */
   attempts: number;

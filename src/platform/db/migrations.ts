@@ -708,6 +708,13 @@ const steps: Record<string, Step> = {
       .columns(['location_id', 'occurred_at', 'sale_id'])
       .execute();
   },
+  '0015_webhook_availability': async (db) => {
+    // A subscription may ask for availability as one channel sees it (JSON: market, channel,
+    // optional SKUs and locations). Its deliveries are shaped when they are matched, and the
+    // body is kept so that every attempt and a redelivery send the same bytes.
+    await db.schema.alterTable('webhook_subscriptions').addColumn('availability', 'text').execute();
+    await db.schema.alterTable('webhook_deliveries').addColumn('payload', 'text').execute();
+  },
 };
 
 function migratorOf(storage: Storage): Migrator {
