@@ -1,3 +1,4 @@
+import { NexusError } from '../model/errors.js';
 import { uuidv7 } from '../model/ids.js';
 import type { Channel } from '../model/schemas/common.js';
 
@@ -35,3 +36,12 @@ export function systemContext(name: string, overrides: Partial<Context> = {}): C
 /** Whether the caller may act for (or read) a market. */
 export const mayActFor = (ctx: Context, marketCode: string): boolean =>
   ctx.markets === undefined || ctx.markets.includes(marketCode);
+
+/** Refuses (403) a caller limited to markets that names another one, saying which and why. */
+export function assertMayActFor(ctx: Context, marketCode: string, what: string): void {
+  if (mayActFor(ctx, marketCode)) return;
+  throw new NexusError(
+    'FORBIDDEN_SCOPE',
+    `this key may act only for ${(ctx.markets ?? []).join(', ')}: ${what} is in ${marketCode}`,
+  );
+}

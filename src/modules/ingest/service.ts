@@ -1,7 +1,7 @@
 import { NexusError, type FieldError } from '../../model/errors.js';
 import { uuidv7 } from '../../model/ids.js';
 import { EventEnvelope } from '../../model/schemas/event.js';
-import type { Context } from '../../platform/context.js';
+import { assertMayActFor, mayActFor, type Context } from '../../platform/context.js';
 import type { Executor } from '../../platform/db/storage.js';
 import type { Transactor } from '../../platform/events/unit-of-work.js';
 import { SchemaValidator, toFieldErrors } from '../../platform/validation.js';
@@ -187,6 +187,9 @@ export class IngestService {
         errors,
       });
     }
+    if (envelope.market !== undefined) {
+      assertMayActFor(ctx, envelope.market, `event '${envelope.id}'`);
+    }
     const checked = { envelope, errors, prepared };
     let stored = NOTHING_STORED;
     const result = await this.deps.transactor.run(ctx, async (uow) => {
@@ -205,6 +208,25 @@ export class IngestService {
     });
     stored.committed();
     return result;
+  }
+
+  /**
+   * A key limited to markets sends events of those markets (events without one, such as the
+   * global catalogue's, pass): another market's event is rejected like an invalid one, kept in
+   * the dead-letter store with the reason, its personal data redacted and no tokens issued.
+   */
+  private static withinMarkets(ctx: Context, item: Checked, index: number): Checked {
+    const market = item.envelope?.market;
+    if (market === undefined || mayActFor(ctx, market)) return item;
+    return {
+      envelope: null,
+      errors: [
+        {
+          pointer: `/items/${index}/market`,
+          detail: `this key may act only for ${(ctx.markets ?? []).join(', ')}, not for '${market}'`,
+        },
+      ],
+    };
   }
 
   /** Business deduplication; returns what held the event back, or null to publish it. */
@@ -237,9 +259,9 @@ export class IngestService {
   async ingestBatch(ctx: Context, items: readonly unknown[]): Promise<BatchReport> {
     // A batch is one point in time: each (type, version) is looked up in the registry once.
     const validators: ValidatorLookups = new Map();
-    const checked = await Promise.all(
-      items.map((item, index) => this.check(item, `/items/${index}`, validators)),
-    );
+    const checked = (
+      await Promise.all(items.map((item, index) => this.check(item, `/items/${index}`, validators)))
+    ).map((item, index) => IngestService.withinMarkets(ctx, item, index));
     // Before the transaction: redaction writes vault entries in its own (and on SQLite the
     // one connection is the transaction's).
     const redacted = await Promise.all(

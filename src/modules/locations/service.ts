@@ -1,6 +1,6 @@
 import { NexusError, type FieldError } from '../../model/errors.js';
 import type { Location } from '../../model/schemas/location.js';
-import type { Context } from '../../platform/context.js';
+import { assertMayActFor, type Context } from '../../platform/context.js';
 import type { Executor } from '../../platform/db/storage.js';
 import type { Transactor } from '../../platform/events/unit-of-work.js';
 import type { CollectionService, ListParams } from '../../platform/http/collection-routes.js';
@@ -45,6 +45,7 @@ export class LocationsService implements CollectionService<Location>, LocationDi
 
   async create(ctx: Context, location: Location): Promise<Resource<Location>> {
     await this.check([location], false);
+    await this.assertMayChange(ctx, [location]);
     return this.deps.transactor.run(ctx, (uow) => locations.create(uow, location));
   }
 
@@ -53,16 +54,35 @@ export class LocationsService implements CollectionService<Location>, LocationDi
     location: Location,
   ): Promise<{ resource: Resource<Location>; result: UpsertResult['result'] }> {
     await this.check([location], false);
+    await this.assertMayChange(ctx, [location]);
     return this.deps.transactor.run(ctx, (uow) => locations.put(uow, location));
   }
 
   async bulkUpsert(ctx: Context, items: Location[]): Promise<UpsertResult[]> {
     await this.check(items, true);
+    await this.assertMayChange(ctx, items);
     return this.deps.transactor.run(ctx, (uow) => locations.upsert(uow, items));
   }
 
   async remove(ctx: Context, id: string): Promise<void> {
+    if (ctx.markets !== undefined) {
+      const existing = (await this.getMany([id])).get(id);
+      if (existing) assertMayActFor(ctx, existing.marketCode, `location '${id}'`);
+    }
     await this.deps.transactor.run(ctx, (uow) => locations.remove(uow, id));
+  }
+
+  /**
+   * A key limited to markets keeps to their locations: what it writes is in them, and so is
+   * what it overwrites (it cannot move a store out of another market into its own).
+   */
+  private async assertMayChange(ctx: Context, items: readonly Location[]): Promise<void> {
+    if (ctx.markets === undefined) return;
+    for (const l of items) assertMayActFor(ctx, l.marketCode, `location '${l.id}'`);
+    const existing = await this.getMany(items.map((l) => l.id));
+    for (const [id, resource] of existing) {
+      assertMayActFor(ctx, resource.marketCode, `location '${id}'`);
+    }
   }
 
   /** Rules the schema cannot state: the market exists, opening hours make sense. */

@@ -1,6 +1,6 @@
 import { NexusError, type FieldError } from '../../model/errors.js';
 import type { Market } from '../../model/schemas/market.js';
-import type { Context } from '../../platform/context.js';
+import { assertMayActFor, type Context } from '../../platform/context.js';
 import { isForeignKeyViolation } from '../../platform/db/errors.js';
 import type { Executor } from '../../platform/db/storage.js';
 import type { Transactor } from '../../platform/events/unit-of-work.js';
@@ -64,6 +64,7 @@ export class MarketsService implements CollectionService<Market>, MarketDirector
 
   create(ctx: Context, market: Market): Promise<Resource<Market>> {
     assertValid([market], false);
+    assertMayActFor(ctx, market.code, `market '${market.code}'`);
     return this.deps.transactor.run(ctx, (uow) => markets.create(uow, market));
   }
 
@@ -72,15 +73,18 @@ export class MarketsService implements CollectionService<Market>, MarketDirector
     market: Market,
   ): Promise<{ resource: Resource<Market>; result: UpsertResult['result'] }> {
     assertValid([market], false);
+    assertMayActFor(ctx, market.code, `market '${market.code}'`);
     return this.deps.transactor.run(ctx, (uow) => markets.put(uow, market));
   }
 
   bulkUpsert(ctx: Context, items: Market[]): Promise<UpsertResult[]> {
     assertValid(items, true);
+    for (const m of items) assertMayActFor(ctx, m.code, `market '${m.code}'`);
     return this.deps.transactor.run(ctx, (uow) => markets.upsert(uow, items));
   }
 
   async remove(ctx: Context, code: string): Promise<void> {
+    assertMayActFor(ctx, code, `market '${code}'`);
     try {
       await this.deps.transactor.run(ctx, (uow) => markets.remove(uow, code));
     } catch (error) {

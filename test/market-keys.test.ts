@@ -13,7 +13,8 @@ interface Bulk {
 }
 
 // A key limited to markets acts and reads only at locations in them (D35): the German web shop
-// cannot reserve, move, sell or read Swedish stock, whatever its scopes.
+// cannot reserve, move, sell or read Swedish stock, whatever its scopes; nor change Swedish
+// stores or the Swedish market, nor send events of the Swedish market.
 describe.each(hubShapes.filter((s) => s !== 'postgres+nats'))(
   'inventory under a key limited to markets: %s',
   (shape) => {
@@ -127,6 +128,65 @@ describe.each(hubShapes.filter((s) => s !== 'postgres+nats'))(
         safetyStock: { default: 1 },
       });
       expect(policy.status).toBe(403);
+    });
+
+    it('changes its markets and their stores only, and sends only their events', async () => {
+      const moved = await as(de, 'PUT', '/v1/locations/D1', fixtures.location('D1', 'SE'));
+      expect(moved.status).toBe(403);
+      expect((await as(de, 'PUT', '/v1/locations/S1', fixtures.location('S1', 'DE'))).status).toBe(
+        403,
+      );
+      expect((await as(de, 'POST', '/v1/locations', fixtures.location('S2', 'SE'))).status).toBe(
+        403,
+      );
+      expect((await t.request('DELETE', '/v1/locations/S1', { key: de })).status).toBe(403);
+      const renamed = await as(de, 'PUT', '/v1/locations/D1', {
+        ...fixtures.location('D1', 'DE'),
+        name: 'Berlin Mitte',
+      });
+      expect(renamed.status).toBe(200);
+      expect((await as(de, 'PUT', '/v1/markets/SE', fixtures.market('SE'))).status).toBe(403);
+      expect((await t.request('GET', '/v1/locations/S1')).json).toMatchObject({ marketCode: 'SE' });
+
+      const schema = {
+        type: 'object',
+        properties: { note: { type: 'string' } },
+        required: ['note'],
+        additionalProperties: false,
+      };
+      await t.request('POST', '/registry/subjects/legacy.note.added.v1/versions', {
+        body: { schema: JSON.stringify(schema), schemaType: 'JSON' },
+      });
+      const event = (id: string, market: string) => ({
+        specversion: '1.0',
+        id,
+        source: '//legacy/notes',
+        type: 'legacy.note.added.v1',
+        subject: `note/${id}`,
+        time: '2026-11-28T09:15:00Z',
+        datacontenttype: 'application/json',
+        dataschema: '/registry/subjects/legacy.note.added.v1/versions/latest',
+        partitionkey: `note/${id}`,
+        market,
+        data: { note: 'hello' },
+      });
+      const single = await as(de, 'POST', '/v1/events', event('n-se-1', 'SE'));
+      expect(single.status).toBe(403);
+      expect(single.json).toMatchObject({ code: 'FORBIDDEN_SCOPE' });
+      const batch = await as(de, 'POST', '/v1/events/batch', {
+        items: [event('n-de-1', 'DE'), event('n-se-2', 'SE')],
+      });
+      expect(batch.status).toBe(200);
+      expect(batch.json).toMatchObject({ accepted: 1, rejected: [{ index: 1 }] });
+      // Kept with its reason, not dropped.
+      const letters = (await t.request('GET', '/v1/dead-letters')).json as {
+        items: Array<{ errors: Array<{ pointer: string; detail: string }> }>;
+      };
+      expect(
+        letters.items.some((l) =>
+          l.errors.some((e) => e.pointer === '/items/1/market' && e.detail.includes("'SE'")),
+        ),
+      ).toBe(true);
     });
 
     it('reads its markets only', async () => {
