@@ -27,7 +27,11 @@ import {
   type ChannelAvailabilitySource,
   type WebhooksService,
 } from './modules/webhooks/index.js';
-import { TokenizationService, tokenizationRoutes } from './modules/tokenization/index.js';
+import {
+  TokenizationService,
+  tokenizationRoutes,
+  type TokenizationMetrics,
+} from './modules/tokenization/index.js';
 import { MarketsService, marketRoutes } from './modules/markets/index.js';
 import {
   buildAsyncApi,
@@ -87,6 +91,25 @@ export interface HubOptions {
    * `nexus schema` turns it off: registering a type's schema is how a rule for it is mended.
    */
   checkDedupRules?: boolean;
+}
+
+/**
+ * Tokenization's counts on the hub's counters. The per-value counter's children are kept per
+ * (kind, class): looking labels up on every value would cost more than a convergent token.
+ */
+function tokenizationMetrics(metrics: HubMetrics): TokenizationMetrics {
+  const children = new Map<string, { inc(): void }>();
+  return {
+    tokenized(kind, fieldClass) {
+      const key = `${kind}/${fieldClass}`;
+      let child = children.get(key);
+      if (!child) children.set(key, (child = metrics.tokenizedValues.labels(kind, fieldClass)));
+      child.inc();
+    },
+    audited(action, outcome, code) {
+      metrics.tokenizationAudit.inc({ action, outcome, code: code ?? 'none' });
+    },
+  };
 }
 
 function openStorage(config: Config): Storage {
@@ -195,20 +218,6 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
   if (appender) transactor.onCommitted((events) => (appended += events.length));
   else transactor.onCommitted(() => relay.kick());
 
-  // Personal data is tokenized at the edge. A missing or wrong master key stops the hub here,
-  // with one line, before anything could be written under a key nobody can read back.
-  const tokenization = await TokenizationService.open({
-    storage,
-    transactor,
-    logger,
-    settings: config.tokenization,
-    ...(config.storage.kind === 'sqlite' ? { sqliteFile: config.storage.file } : {}),
-  }).catch(async (error: unknown) => {
-    await bus.close();
-    await storage.close();
-    throw error;
-  });
-
   const outboxBacklog = async () => {
     const row = await storage.db
       .selectFrom('outbox')
@@ -220,6 +229,21 @@ export async function createHub(config: Config, options: HubOptions = {}): Promi
     outboxBacklog,
     eventsPublished: () => relay.status.published + appended,
     relayLeader: () => relay.status.leader,
+  });
+
+  // Personal data is tokenized at the edge. A missing or wrong master key stops the hub here,
+  // with one line, before anything could be written under a key nobody can read back.
+  const tokenization = await TokenizationService.open({
+    storage,
+    transactor,
+    logger,
+    settings: config.tokenization,
+    ...(config.storage.kind === 'sqlite' ? { sqliteFile: config.storage.file } : {}),
+    metrics: tokenizationMetrics(metrics),
+  }).catch(async (error: unknown) => {
+    await bus.close();
+    await storage.close();
+    throw error;
   });
 
   const access = new AccessService(storage.db);

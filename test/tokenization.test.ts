@@ -243,6 +243,23 @@ describe.each(shapes)('tokenization: %s', (shape) => {
     const all = await audit('action=detokenize&limit=500');
     expect(all.some((r) => r.code === 'TOKEN_MALFORMED' && r.token === null)).toBe(true);
     expect(JSON.stringify(all)).not.toContain('jane@example.com');
+
+    // And counted, without a token or a value in sight: by kind and class, by outcome and code.
+    const metrics = (await t.request('GET', '/metrics', { key: null })).body;
+    const count = (series: string) =>
+      Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+    expect(
+      count('nexus_tokenization_values_total{kind="convergent",field_class="email"}'),
+    ).toBeGreaterThan(0);
+    expect(
+      count(
+        'nexus_tokenization_audited_total{action="detokenize",outcome="refused",code="TOKEN_UNKNOWN"}',
+      ),
+    ).toBeGreaterThanOrEqual(2);
+    expect(
+      count('nexus_tokenization_audited_total{action="detokenize",outcome="ok",code="none"}'),
+    ).toBeGreaterThan(0);
+    expect(metrics).not.toContain('audit.me');
   });
 
   it('rate limits detokenization per key (429, Retry-After, audited)', async () => {

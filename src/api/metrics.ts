@@ -39,6 +39,21 @@ export class HubMetrics {
     registers: [this.registry],
   });
 
+  /** Personal values tokenized (modules/tokenization), by token kind and field class. */
+  readonly tokenizedValues = new Counter({
+    name: 'nexus_tokenization_values_total',
+    help: 'Personal values turned into tokens (at the edge or on request) by token kind and field class',
+    labelNames: ['kind', 'field_class'] as const,
+    registers: [this.registry],
+  });
+  /** Audited tokenization calls: detokenize, erasure, key rotation, re-encryption, refusals. */
+  readonly tokenizationAudit = new Counter({
+    name: 'nexus_tokenization_audited_total',
+    help: 'Audited tokenization calls by action, outcome (ok or refused) and code',
+    labelNames: ['action', 'outcome', 'code'] as const,
+    registers: [this.registry],
+  });
+
   constructor(probes: {
     outboxBacklog: () => Promise<number>;
     eventsPublished: () => number;

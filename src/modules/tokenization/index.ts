@@ -15,6 +15,7 @@ export {
   type KeyStatus,
   type TokenizationDeps,
   type TokenizationKind,
+  type TokenizationMetrics,
   type TokenizationSettings,
 } from './service.js';
 export { tokenizationRoutes } from './routes.js';

@@ -74,6 +74,15 @@ export interface TokenizationDeps {
   /** The SQLite file, for the default key file beside it. */
   sqliteFile?: string;
   now?: () => number;
+  metrics?: TokenizationMetrics;
+}
+
+/** What tokenization counts (api/metrics.ts implements it with Prometheus counters). */
+export interface TokenizationMetrics {
+  /** One personal value turned into a token (or a mask) of this kind and class. */
+  tokenized(kind: TokenizationKind, fieldClass: FieldClass): void;
+  /** One audit row written: who asked for what is in the log; how many, here. */
+  audited(action: string, outcome: string, code: string | null): void;
 }
 
 /** One token's answer from detokenize, in request order. */
@@ -400,7 +409,7 @@ export class TokenizationService implements InboundTokenizer {
     const tokens = await this.tokenizeMany(items);
     const classes = new Set(items.map((item) => item.fieldClass));
     const subjects = new Set(items.map((item) => item.subject ?? null));
-    await appendAudit(this.deps.storage.db, [
+    await this.appendAudit(this.deps.storage.db, [
       {
         at: this.now(),
         actor: actorOf(ctx),
@@ -609,7 +618,7 @@ export class TokenizationService implements InboundTokenizer {
         tokens.length === 0
           ? [{ ...auditRow(0, 'refused', error.code), token: null }]
           : tokens.map((_, i) => auditRow(i, 'refused', error.code));
-      await appendAudit(this.deps.storage.db, rows);
+      await this.appendAudit(this.deps.storage.db, rows);
       auditedErrors.add(error);
       throw error;
     };
@@ -712,7 +721,7 @@ export class TokenizationService implements InboundTokenizer {
         refuse(i, 'TOKEN_UNKNOWN', 'the vault cannot read this token', 'failed');
       }
     }
-    await appendAudit(this.deps.storage.db, audit);
+    await this.appendAudit(this.deps.storage.db, audit);
     return results;
   }
 
@@ -747,7 +756,7 @@ export class TokenizationService implements InboundTokenizer {
       request_id: ctx.requestId,
     });
     if (!hasScope(ctx.scopes, PII_SCOPES.erase)) {
-      await appendAudit(this.deps.storage.db, [audit('refused', 'FORBIDDEN_SCOPE', null)]);
+      await this.appendAudit(this.deps.storage.db, [audit('refused', 'FORBIDDEN_SCOPE', null)]);
       throw new NexusError('FORBIDDEN_SCOPE', `erasure needs scope '${PII_SCOPES.erase}'`);
     }
     if (trimmed === '') {
@@ -759,7 +768,7 @@ export class TokenizationService implements InboundTokenizer {
       await lockForErasure(uow.trx, this.deps.storage.dialect);
       const earlier = await findErasure(uow.trx, customerId);
       if (earlier !== undefined) {
-        await appendAudit(uow.trx, [audit('ok', 'ALREADY_ERASED', 0)]);
+        await this.appendAudit(uow.trx, [audit('ok', 'ALREADY_ERASED', 0)]);
         return {
           customerId,
           erasedAt: new Date(earlier.erased_at).toISOString(),
@@ -768,7 +777,7 @@ export class TokenizationService implements InboundTokenizer {
         };
       }
       const tokenCount = await eraseSubject(uow.trx, customerId, now);
-      await appendAudit(uow.trx, [audit('ok', null, tokenCount)]);
+      await this.appendAudit(uow.trx, [audit('ok', null, tokenCount)]);
       const erasedAt = new Date(now).toISOString();
       uow.emit({
         type: 'customer.erased.v1',
@@ -792,7 +801,7 @@ export class TokenizationService implements InboundTokenizer {
     const previous = this.keys.currentVersion;
     const version = await this.deps.storage.transaction(async (trx) => {
       const added = await addKeyVersion(trx, this.keys.ring.keyCheckValue(), this.now());
-      await appendAudit(trx, [
+      await this.appendAudit(trx, [
         {
           at: this.now(),
           actor: actorOf(ctx),
@@ -867,7 +876,7 @@ export class TokenizationService implements InboundTokenizer {
       done += rows.length;
       progress(Math.min(done, total), Math.max(total, done));
     }
-    await appendAudit(this.deps.storage.db, [
+    await this.appendAudit(this.deps.storage.db, [
       {
         at: this.now(),
         actor: actorOf(ctx),
@@ -974,7 +983,7 @@ export class TokenizationService implements InboundTokenizer {
       };
     };
     const list = tokens.slice(0, MAX_DETOKENIZE);
-    await appendAudit(this.deps.storage.db, list.length === 0 ? [row(null)] : list.map(row));
+    await this.appendAudit(this.deps.storage.db, list.length === 0 ? [row(null)] : list.map(row));
   }
 
   /** Waits for pending vault writes (tests, shutdown). */
@@ -993,12 +1002,19 @@ export class TokenizationService implements InboundTokenizer {
   }
 
   /** Computes a token in memory: the row to write (holding the token), or a mask (a string). */
+  /** Writes audit rows and counts them. */
+  private async appendAudit(executor: Executor, rows: readonly NewAuditRow[]): Promise<void> {
+    await appendAudit(executor, rows);
+    for (const r of rows) this.deps.metrics?.audited(r.action, r.outcome, r.code);
+  }
+
   private issue(
     value: PersonalValue,
     fieldClass: FieldClass,
     kind: TokenizationKind,
   ): PendingToken | string {
     const keys = this.keys;
+    this.deps.metrics?.tokenized(kind, fieldClass);
     switch (kind) {
       case 'mask':
         return typeof value === 'string' ? mask(value, fieldClass) || '***' : '***';
