@@ -213,6 +213,32 @@ describe.each(hubShapes)('ingesting events from channel adapters: %s', (shape) =
     expect((await t.request('GET', '/v1/dead-letters', { key: secret })).status).toBe(403);
   });
 
+  it('checks single events against the latest version as soon as this hub changes it', async () => {
+    // Latest is resolved from a short-lived cache; a registration or deletion here clears it.
+    const subject = '/registry/subjects/legacy.tip.added.v1/versions';
+    const v1 = {
+      type: 'object',
+      properties: { amount: { type: 'integer' } },
+      required: ['amount'],
+      additionalProperties: false,
+    };
+    const v2 = { ...v1, properties: { ...v1.properties, note: { type: 'string' } } };
+    const register = (schema: unknown) =>
+      t.request('POST', subject, { body: { schema: JSON.stringify(schema), schemaType: 'JSON' } });
+    expect((await register(v1)).status).toBe(200);
+    const tip = (id: string) => ({
+      ...sale(id),
+      type: 'legacy.tip.added.v1',
+      dataschema: `${subject}/latest`,
+      data: { amount: 2, note: 'thanks' },
+    });
+    expect((await t.request('POST', '/v1/events', { body: tip('tip-1') })).status).toBe(422);
+    expect((await register(v2)).status).toBe(200);
+    expect((await t.request('POST', '/v1/events', { body: tip('tip-2') })).status).toBe(202);
+    expect((await t.request('DELETE', `${subject}/2`)).status).toBe(200);
+    expect((await t.request('POST', '/v1/events', { body: tip('tip-3') })).status).toBe(422);
+  });
+
   it('checks each event of a batch against the version its dataschema names', async () => {
     // v2 adds an optional field; v1 stays closed. The batch resolves each (type, version) once,
     // so mixing versions, unknown versions and unknown types in one batch must still tell them

@@ -97,6 +97,13 @@ export class RegistryService {
   >();
   private readonly validators = new Map<number, ValidateFunction>();
   private readonly compiling = new Map<number, Promise<ValidateFunction>>();
+  /**
+   * (subject, version) -> the registered schema, for validating inbound events: without it
+   * every single event sent to /v1/events cost a registry query. Entries live 1 s and any
+   * registration or deletion in this process clears them; one made by another process is
+   * seen within that second.
+   */
+  private readonly resolved = new Map<string, { at: number; found: RegisteredSchema }>();
 
   /** Subjects the hub registers itself (registerCanonical): the only ones that may mark `x-pii`. */
   private readonly canonicalSubjects = new Set<string>();
@@ -169,6 +176,7 @@ export class RegistryService {
             fingerprint: prepared.fingerprint,
           });
           await insertVersion(trx, subject, (await maxVersion(trx, subject)) + 1, id);
+          this.resolved.clear();
           return { id };
         });
       } catch (error) {
@@ -193,6 +201,14 @@ export class RegistryService {
   }
 
   async deleteSubject(subject: string, permanent: boolean): Promise<number[]> {
+    try {
+      return await this.deleteSubjectVersions(subject, permanent);
+    } finally {
+      this.resolved.clear();
+    }
+  }
+
+  private async deleteSubjectVersions(subject: string, permanent: boolean): Promise<number[]> {
     const all = await listVersions(this.db, subject, true);
     if (all.length === 0) throw registryErrors.subjectNotFound(subject);
     await this.refuseWhenReadOnly(subject);
@@ -209,6 +225,18 @@ export class RegistryService {
   }
 
   async deleteVersion(subject: string, version: string, permanent: boolean): Promise<number> {
+    try {
+      return await this.deleteOneVersion(subject, version, permanent);
+    } finally {
+      this.resolved.clear();
+    }
+  }
+
+  private async deleteOneVersion(
+    subject: string,
+    version: string,
+    permanent: boolean,
+  ): Promise<number> {
     const target = await this.getVersion(subject, version, permanent);
     await this.refuseWhenReadOnly(subject);
     const all = await listVersions(this.db, subject, true);
@@ -366,7 +394,14 @@ export class RegistryService {
     subject: string,
     version = 'latest',
   ): Promise<{ validate: ValidateFunction; id: number; version: number }> {
-    const found = await this.getVersion(subject, version);
+    const key = `${subject}\u0000${version}`;
+    const now = Date.now();
+    let found = this.resolved.get(key)?.found;
+    if (found === undefined || now - this.resolved.get(key)!.at >= 1000) {
+      found = await this.getVersion(subject, version);
+      if (this.resolved.size >= 10_000) this.resolved.clear();
+      this.resolved.set(key, { at: now, found });
+    }
     let validate = this.validators.get(found.id);
     if (!validate) {
       // One compilation per schema id, also when a batch asks for it hundreds of times at once.
