@@ -97,6 +97,27 @@ describe.each(busTargets)('bus contract: $name', (target) => {
     expect(seen).toEqual([1, 2]);
   });
 
+  it('stores each event once, in order, when a batch repeats some already published', async () => {
+    // A relay that crashed between publishing and deleting sends a batch again, possibly with
+    // new events around the old ones: at the ends, in the middle, both.
+    const base = 900;
+    const once = Array.from({ length: 12 }, (_, i) => message(base + i + 1));
+    const m = (n: number) => once[n - 1]!;
+    await bus.publish([m(1), m(2), m(3), m(4), m(5)]);
+    await bus.publish([m(6), m(3), m(7), m(8)]);
+    await bus.publish([m(2), m(9), m(10)]);
+    await bus.publish([m(11), m(12), m(5)]);
+    const seen: number[] = [];
+    const sub = await bus.subscribe({ name: 'repeats', filter: 'nexus.evt.>' }, (d) => {
+      if (dataN(d) > base) seen.push(dataN(d) - base);
+      return Promise.resolve();
+    });
+    await waitFor(() => seen.length >= 12);
+    await new Promise((r) => setTimeout(r, 200));
+    await sub.stop();
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  });
+
   it('filters by market and by entity with NATS wildcards', async () => {
     await bus.publish([
       message(1, 'product.updated.v1', 'DE'),

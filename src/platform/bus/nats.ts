@@ -274,15 +274,11 @@ export async function openNatsBus(options: NatsBusOptions): Promise<NatsEventBus
       ensureConsumer: (spec, resumeAfter) => ensureConsumer(jsm, settings, spec, resumeAfter),
     };
 
-    const publish = async (messages: readonly OutgoingMessage[]): Promise<void> => {
-      if (messages.length === 0) return;
-      if (closed) throw new Error('the NATS bus is closed');
-      const subjects = messages.map((m) => mapping.toWire(m.subject)); // throws before any is sent
-      // All publishes are written to the one connection in array order (js.publish writes
-      // synchronously) before any ack is awaited; JetStream assigns stream sequences in
-      // arrival order, so stream order = array order. The client drops what is written while
-      // it is disconnected: a batch then fails here and the caller publishes it again, the
-      // event ids turning what had already been stored into no-ops.
+    /** Acknowledged publishes, one per message: the slow path, and the whole path for a few. */
+    const publishEach = async (
+      messages: readonly OutgoingMessage[],
+      subjects: readonly string[],
+    ): Promise<void> => {
       const acks = messages.map((message, i) => {
         const h = headers();
         h.set(PARTITION_KEY_HEADER, message.partitionKey);
@@ -300,6 +296,56 @@ export async function openNatsBus(options: NatsBusOptions): Promise<NatsEventBus
           { cause: failures[0] },
         );
       }
+    };
+
+    const publish = async (messages: readonly OutgoingMessage[]): Promise<void> => {
+      if (messages.length === 0) return;
+      if (closed) throw new Error('the NATS bus is closed');
+      const subjects = messages.map((m) => mapping.toWire(m.subject)); // throws before any is sent
+      // All publishes are written to the one connection in array order (js.publish writes
+      // synchronously) before any ack is awaited; JetStream assigns stream sequences in
+      // arrival order, so stream order = array order. The client drops what is written while
+      // it is disconnected: a batch then fails here and the caller publishes it again, the
+      // event ids turning what had already been stored into no-ops.
+      if (messages.length < 3) return publishEach(messages, subjects);
+      // A batch is bracketed: its first and last messages are acknowledged, the ones between
+      // go out unacknowledged (an acknowledged publish is a request, and the requests cost more
+      // than the hub's reservation work). The stream numbers what it stores consecutively, so
+      // when neither end is a duplicate and the ends lie exactly length - 1 apart, every
+      // message between was stored, once and in order. Anything else (a duplicate in the
+      // middle, another publisher in between, a refusal) publishes the batch again with an
+      // acknowledgement each, which the event ids make safe.
+      const headersOf = (message: OutgoingMessage, withId: boolean) => {
+        const h = headers();
+        h.set(PARTITION_KEY_HEADER, message.partitionKey);
+        if (withId) h.set(MSG_ID_HEADER, message.eventId);
+        return h;
+      };
+      const acked = (i: number) =>
+        js.publish(subjects[i]!, encoder.encode(messages[i]!.envelope), {
+          msgID: messages[i]!.eventId,
+          headers: headersOf(messages[i]!, false),
+        });
+      // Written in array order: the first request, the middle, the last request.
+      const last = messages.length - 1;
+      const opening = acked(0);
+      for (let i = 1; i < last; i++) {
+        nc.publish(subjects[i]!, encoder.encode(messages[i]!.envelope), {
+          headers: headersOf(messages[i]!, true),
+        });
+      }
+      const ends = [opening, acked(last)];
+      const [first, final] = await Promise.allSettled(ends);
+      if (
+        first?.status === 'fulfilled' &&
+        final?.status === 'fulfilled' &&
+        !first.value.duplicate &&
+        !final.value.duplicate &&
+        final.value.seq - first.value.seq === last
+      ) {
+        return;
+      }
+      await publishEach(messages, subjects);
     };
 
     const subscribe = async (
