@@ -755,12 +755,31 @@ class NatsSubscription implements Subscription {
   }
 
   #toDelivery(m: JsMsg, redelivered: boolean): Delivery {
-    const envelope = JSON.parse(decoder.decode(m.data)) as EventEnvelope;
+    const eventId = m.headers?.get(MSG_ID_HEADER);
+    const partitionKey = m.headers?.get(PARTITION_KEY_HEADER);
+    const subject = this.bus.mapping.fromWire(m.subject);
+    if (!eventId || !partitionKey) {
+      const envelope = JSON.parse(decoder.decode(m.data)) as EventEnvelope;
+      return {
+        eventId: eventId || envelope.id,
+        subject,
+        partitionKey: partitionKey || envelope.partitionkey,
+        envelope,
+        streamSeq: m.seq,
+        redelivered,
+      };
+    }
+    // What the relay published carries its id and partition key as headers: the envelope is
+    // parsed when first read, so a group that skips an event by subject (webhook fan-out
+    // without a subscriber for it) never parses it.
+    let envelope: EventEnvelope | undefined;
     return {
-      eventId: m.headers?.get(MSG_ID_HEADER) || envelope.id,
-      subject: this.bus.mapping.fromWire(m.subject),
-      partitionKey: m.headers?.get(PARTITION_KEY_HEADER) || envelope.partitionkey,
-      envelope,
+      eventId,
+      subject,
+      partitionKey,
+      get envelope() {
+        return (envelope ??= JSON.parse(decoder.decode(m.data)) as EventEnvelope);
+      },
       streamSeq: m.seq,
       redelivered,
     };
