@@ -997,10 +997,13 @@ PostgreSQL hot between about 18,000/s and 24,000/s on this one), so compare with
 Availability is sampled after the seeding's events have left the outbox.
 "hub service, NATS JetStream bus" is the production shape, the same reservations with the relay
 publishing every event to JetStream and waiting for its acknowledgement instead of moving it
-within the database; the broker, PostgreSQL and the hub share the two cores. Measured while
-building this: about 7,200/s when the NATS client built two Error objects (stack traces) per
+within the database, with the hub listening (its consumer groups running, among them the
+webhook fan-out, which reads every event from JetStream and confirms each acknowledgement); the
+broker, PostgreSQL and the hub share the two cores. Measured while building this, with the
+relay alone: about 7,200/s when the NATS client built two Error objects (stack traces) per
 acknowledged publish; about 10,500/s without them; 12,000-15,000/s once a batch is bracketed
-by two acknowledged publishes with plain ones between (see docs/architecture.md).
+by two acknowledged publishes with plain ones between (see docs/architecture.md). The consumer
+groups then take about half of that: each message's acknowledgement is a confirmed request.
 
 Oversell checks after the runs:
 
