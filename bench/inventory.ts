@@ -1003,7 +1003,8 @@ broker, PostgreSQL and the hub share the two cores. Measured while building this
 relay alone: about 7,200/s when the NATS client built two Error objects (stack traces) per
 acknowledged publish; about 10,500/s without them; 12,000-15,000/s once a batch is bracketed
 by two acknowledged publishes with plain ones between (see docs/architecture.md). The consumer
-groups then take about half of that: each message's acknowledgement is a confirmed request.
+groups then take close to half of that (a group confirms its acknowledgements only when its
+queue runs dry; confirming each, a request per message, cost another 15%).
 
 Oversell checks after the runs:
 

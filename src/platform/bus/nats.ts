@@ -692,18 +692,33 @@ class NatsSubscription implements Subscription {
     );
     keepAlive.unref();
 
+    // A consumed message is acknowledged plainly when the next one is taken up, and with a
+    // confirmation when the queue runs dry or the session ends: a confirmed acknowledgement is
+    // a request (a reply subscription and two Error objects in the client), and under load one
+    // per message cost more than the handlers. The server processes a connection's
+    // acknowledgements in order, so the confirmed one vouches for those before it.
+    let consumedLast: JsMsg | undefined;
+    const acknowledge = (confirm: boolean) => {
+      const m = consumedLast;
+      consumedLast = undefined;
+      if (!m) return;
+      if (confirm) lastAck = this.#ack(m);
+      else quietly(() => m.ack());
+    };
     try {
       for (;;) {
         if (this.#stopped || missing || epoch !== this.bus.epoch()) break;
         const m = queue.shift();
         if (!m) {
+          acknowledge(true);
           if (ended) break;
           await this.#queueWaker.wait();
           continue;
         }
+        acknowledge(false);
         if (m.seq <= this.#lastDone) {
           // A second copy of a message this subscription already consumed.
-          lastAck = this.#ack(m);
+          consumedLast = m;
           continue;
         }
         inFlight = m;
@@ -711,9 +726,10 @@ class NatsSubscription implements Subscription {
         inFlight = undefined;
         if (!consumed) break;
         this.#lastDone = m.seq;
-        lastAck = this.#ack(m);
+        consumedLast = m;
       }
     } finally {
+      acknowledge(!this.bus.aborted() && epoch === this.bus.epoch());
       clearInterval(keepAlive);
       // Acks are processed in order: once the last is confirmed, the group's position on the
       // server is exact, so the next subscriber of the group resumes right after it. After a
