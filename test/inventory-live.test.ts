@@ -1,53 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtures, hubShapes, startTestHub, type TestHub } from './support/hub.js';
+import { openEventStream } from './support/sse.js';
 
-interface SseEvent {
-  id: string;
-  event: string;
-  data: { sku: string; locationId: string; available: number; channel: string; onHand: number };
-}
-
-/** A server-sent-events client on fetch: collects events until closed. */
-async function openStream(url: string, key: string, lastEventId?: string) {
-  const controller = new AbortController();
-  const headers: Record<string, string> = { authorization: `Bearer ${key}` };
-  if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
-  const response = await fetch(url, { headers, signal: controller.signal });
-  const events: SseEvent[] = [];
-  let buffer = '';
-  const reading = (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const fields = Object.fromEntries(
-          block
-            .split('\n')
-            .filter((l) => !l.startsWith(':') && l.includes(': '))
-            .map((l) => [l.slice(0, l.indexOf(': ')), l.slice(l.indexOf(': ') + 2)]),
-        );
-        if (fields.data) {
-          events.push({
-            id: fields.id ?? '',
-            event: fields.event ?? '',
-            data: JSON.parse(fields.data) as SseEvent['data'],
-          });
-        }
-      }
-    }
-  })().catch(() => undefined);
-  return {
-    response,
-    events,
-    async close() {
-      controller.abort();
-      await reading;
-    },
-  };
-}
+type Change = {
+  sku: string;
+  locationId: string;
+  available: number;
+  channel: string;
+  onHand: number;
+};
+const openStream = (url: string, key: string, lastEventId?: string) =>
+  openEventStream<Change>(url, key, lastEventId);
 
 const until = async (check: () => boolean, ms = 10_000) => {
   const deadline = Date.now() + ms;

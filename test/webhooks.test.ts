@@ -25,6 +25,7 @@ import { systemContext } from '../src/platform/context.js';
 import { createLogger } from '../src/platform/logging.js';
 import { SEALED_PREFIX, Sealer } from '../src/platform/sealing.js';
 import { fixtures, hubShapes, startTestHub, type TestHub } from './support/hub.js';
+import { openEventStream } from './support/sse.js';
 import { PG_URL, waitFor } from './support/targets.js';
 
 // The webhooks module is wired here against a test hub's storage, bus and transactor, with
@@ -974,40 +975,6 @@ describe.runIf(PG_URL)('webhook dispatchers in two hubs on one PostgreSQL', () =
   });
 });
 
-/** A server-sent-events client on fetch: collects the data of every event until closed. */
-async function openStream(url: string, key: string) {
-  const controller = new AbortController();
-  const response = await fetch(url, {
-    headers: { authorization: `Bearer ${key}` },
-    signal: controller.signal,
-  });
-  const events: Array<Record<string, unknown>> = [];
-  const reading = (async () => {
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const data = buffer
-          .slice(0, end)
-          .split('\n')
-          .find((line) => line.startsWith('data: '));
-        buffer = buffer.slice(end + 2);
-        if (data) events.push(JSON.parse(data.slice(6)) as Record<string, unknown>);
-      }
-    }
-  })().catch(() => undefined);
-  return {
-    response,
-    events,
-    async close() {
-      controller.abort();
-      await reading;
-    },
-  };
-}
-
 // The hub as app.ts wires it (listening, its own fan-out and dispatcher, the inventory's
 // channel view plugged into the webhooks): what a web shop backend subscribing to "what can
 // the web channel in DE sell now" gets.
@@ -1209,7 +1176,7 @@ describe.each(hubShapes)('availability webhooks: %s', (shape) => {
 
   it('sends what the live stream shows the same channel for the same change', async () => {
     const hook = await subscribe('/av-same', { marketCode: 'DE', channel: 'web', skus: ['AV-C'] });
-    const stream = await openStream(
+    const stream = await openEventStream<Record<string, unknown>>(
       `${base}/v1/inventory/stream?marketCode=DE&channel=web&sku=AV-C`,
       t.adminKey,
     );
@@ -1228,7 +1195,7 @@ describe.each(hubShapes)('availability webhooks: %s', (shape) => {
     await stream.close();
     const sent = sub.at('/av-same').map(json);
     expect(sent.map(({ type, ...change }) => (type === AVAILABILITY_TYPE ? change : null))).toEqual(
-      stream.events,
+      stream.events.map((e) => e.data),
     );
     expect(sent.map((b) => [b.locationId, b.available, b.reserved])).toEqual([
       ['AV-S1', 5, 0],
