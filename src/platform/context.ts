@@ -37,11 +37,14 @@ export function systemContext(name: string, overrides: Partial<Context> = {}): C
 export const mayActFor = (ctx: Context, marketCode: string): boolean =>
   ctx.markets === undefined || ctx.markets.includes(marketCode);
 
-/** Refuses (403) a caller limited to markets that names another one, saying which and why. */
-export function assertMayActFor(ctx: Context, marketCode: string, what: string): void {
-  if (mayActFor(ctx, marketCode)) return;
-  throw new NexusError(
+/** The refusal (403) of a caller limited to markets that named `what`, in another one. */
+export const outsideMarkets = (ctx: Context, marketCode: string, what: string): NexusError =>
+  new NexusError(
     'FORBIDDEN_SCOPE',
     `this key may act only for ${(ctx.markets ?? []).join(', ')}: ${what} is in ${marketCode}`,
   );
+
+/** Refuses a caller limited to markets that names another one, saying which and why. */
+export function assertMayActFor(ctx: Context, marketCode: string, what: string): void {
+  if (!mayActFor(ctx, marketCode)) throw outsideMarkets(ctx, marketCode, what);
 }

@@ -3,7 +3,12 @@ import { NexusError, type ErrorCode, type FieldError } from '../../model/errors.
 import { uuidv7 } from '../../model/ids.js';
 import type { Channel } from '../../model/schemas/common.js';
 import type { InventoryLevel, Reservation } from '../../model/schemas/inventory.js';
-import { mayActFor, type Context } from '../../platform/context.js';
+import {
+  assertMayActFor,
+  mayActFor,
+  outsideMarkets,
+  type Context,
+} from '../../platform/context.js';
 import { isRetryableConflict, isUniqueViolation } from '../../platform/db/errors.js';
 import { attemptInHalves } from '../../platform/halving.js';
 import type { Dialect, Executor } from '../../platform/db/storage.js';
@@ -255,14 +260,6 @@ function assertMarket(ctx: Context, marketCode: string | undefined): void {
   }
 }
 
-/** A key limited to markets named a location of another one. */
-function outsideMarkets(ctx: Context, locationId: string, marketCode: string): NexusError {
-  return new NexusError(
-    'FORBIDDEN_SCOPE',
-    `this key may act only for ${(ctx.markets ?? []).join(', ')}: location '${locationId}' is in ${marketCode}`,
-  );
-}
-
 /** A whole call failed in all-or-nothing mode: one problem with a pointer per failed line. */
 function allOrNothingError(
   failures: Array<{ index: number; failure: LineFailure }>,
@@ -482,9 +479,7 @@ export class InventoryService {
         }
         await s.load([{ sku: row.sku, locationId: row.to_location }], true);
         const level = s.level(row.sku, row.to_location)!;
-        if (!mayActFor(ctx, level.site.marketCode)) {
-          throw outsideMarkets(ctx, row.to_location, level.site.marketCode);
-        }
+        assertMayActFor(ctx, level.site.marketCode, `location '${row.to_location}'`);
         const common = { actor: actorOf(ctx), channel: ctx.channel, reference: `transfer:${id}` };
         if (received > 0) s.move(level, { ...common, reason: 'transfer-in', delta: received });
         if (received < shipped) {
@@ -691,7 +686,7 @@ export class InventoryService {
         if (!mayActFor(ctx, level.site.marketCode)) {
           return failure(
             'FORBIDDEN_SCOPE',
-            outsideMarkets(ctx, row.location_id, level.site.marketCode).message,
+            outsideMarkets(ctx, level.site.marketCode, `location '${row.location_id}'`).message,
           );
         }
         s.settle(level, row, status, l.reason ?? null, actorOf(ctx));
@@ -771,7 +766,7 @@ export class InventoryService {
         ],
       });
     }
-    if (!mayActFor(ctx, site.marketCode)) throw outsideMarkets(ctx, locationId, site.marketCode);
+    assertMayActFor(ctx, site.marketCode, `location '${locationId}'`);
     const seen = new Set<string>();
     sales.forEach((sale, i) => {
       if (seen.has(sale.saleId)) {
@@ -909,9 +904,7 @@ export class InventoryService {
     if (!site) throw new NexusError('NOT_FOUND', `location '${locationId}' does not exist`);
     // Keys may be limited to markets (there are no per-location keys): a location's sales are
     // read under its market, as availability is.
-    if (!mayActFor(ctx, site.marketCode)) {
-      throw new NexusError('FORBIDDEN_SCOPE', `this key may not read market '${site.marketCode}'`);
-    }
+    assertMayActFor(ctx, site.marketCode, `location '${locationId}'`);
     const time = (name: 'since' | 'until') => {
       const value = query[name];
       if (value === undefined) return undefined;
@@ -968,7 +961,7 @@ export class InventoryService {
   async levelsAt(ctx: Context, locationId: string, limit: number, cursor?: string) {
     const site = await this.sites.site(locationId);
     if (!site) throw new NexusError('NOT_FOUND', `location '${locationId}' does not exist`);
-    if (!mayActFor(ctx, site.marketCode)) throw outsideMarkets(ctx, locationId, site.marketCode);
+    assertMayActFor(ctx, site.marketCode, `location '${locationId}'`);
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
     const rows = await levelsAtLocation(this.deps.db, locationId, after, limit + 1);
     return pageOf(rows, limit, (r) => r.sku, toLevel);
@@ -1356,7 +1349,7 @@ export class InventoryService {
     if (ctx.markets === undefined) return;
     const sites = await this.sites.sitesOf(new Set(locationIds));
     for (const site of sites.values()) {
-      if (!mayActFor(ctx, site.marketCode)) throw outsideMarkets(ctx, site.id, site.marketCode);
+      assertMayActFor(ctx, site.marketCode, `location '${site.id}'`);
     }
   }
 
