@@ -124,6 +124,30 @@ describe.each(hubShapes)('inventory at scale: %s', (shape) => {
     expect(released).toMatchObject({ applied: 1999, failed: 0 });
   });
 
+  it('pages the ledger of 3,000 lines and refuses a cursor it never handed out', async () => {
+    const seen = new Set<string>();
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor === null ? '' : `&cursor=${cursor}`;
+      const page = await t.request(
+        'GET',
+        `/v1/inventory/movements?locationId=P1&limit=200${query}`,
+      );
+      expect(page.status).toBe(200);
+      const body = page.json as { items: Array<{ id: string }>; nextCursor: string | null };
+      for (const m of body.items) seen.add(m.id);
+      cursor = body.nextCursor;
+    } while (cursor !== null);
+    expect(seen.size).toBeGreaterThanOrEqual(500); // the receipts at P1, each once
+    const forged = Buffer.from('not-a-position').toString('base64url');
+    const bad = await t.request('GET', `/v1/inventory/movements?locationId=P1&cursor=${forged}`);
+    expect(bad.status).toBe(400);
+    expect(bad.json).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      errors: [{ pointer: '/cursor', in: 'query' }],
+    });
+  });
+
   it('lists the pickup stores that can hand over every item, nearest first', async () => {
     const pickup = await post<{ options: Array<{ locationId: string; distanceKm: number }> }>(
       '/v1/inventory/pickup-options',

@@ -75,7 +75,7 @@ export function decodeCursor(cursor: string): string {
   const id = Buffer.from(cursor, 'base64url').toString('utf8');
   if (!id || encodeCursor(id) !== cursor) {
     throw new NexusError('VALIDATION_FAILED', 'cursor is not one this API handed out', {
-      errors: [{ pointer: '/cursor', detail: 'invalid cursor' }],
+      errors: [{ pointer: '/cursor', detail: 'invalid cursor', in: 'query' }],
     });
   }
   return id;

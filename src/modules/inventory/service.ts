@@ -1070,11 +1070,17 @@ export class InventoryService {
   ) {
     await this.assertListedWithin(ctx, filter.locationId);
     const afterSeq = filter.cursor === undefined ? undefined : Number(decodeCursor(filter.cursor));
+    if (afterSeq !== undefined && !Number.isSafeInteger(afterSeq)) {
+      // A cursor this API never handed out (ours are ledger positions): say so, not page 1.
+      throw new NexusError('VALIDATION_FAILED', 'cursor is not one this API handed out', {
+        errors: [{ pointer: '/cursor', detail: 'invalid cursor', in: 'query' }],
+      });
+    }
     const rows = await listMovements(this.deps.db, {
       sku: filter.sku,
       locationId: filter.locationId,
       reason: filter.reason,
-      afterSeq: Number.isFinite(afterSeq) ? afterSeq : undefined,
+      afterSeq,
       limit: filter.limit + 1,
     });
     return pageOf(rows, filter.limit, (r) => String(r.seq), toMovement);
