@@ -81,7 +81,13 @@ export async function startTestHub(
       Object.assign(raw, extra);
     },
   });
-  let hub = await createHub(config, { logger: createLogger({ level: 'silent' }) });
+  // A hub that refuses to start (a test of exactly that) leaves no database behind.
+  let hub = await createHub(config, { logger: createLogger({ level: 'silent' }) }).catch(
+    async (error: unknown) => {
+      await cleanup();
+      throw error;
+    },
+  );
   hub.relay.start();
   const { secret } = await hub.services.access.create({
     name: 'test admin',
