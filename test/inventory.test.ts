@@ -1013,6 +1013,28 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
         },
       ]);
 
+      // A till return into stock below zero gives units back: only the sale that took the
+      // stock below zero is flagged, not the returns after it.
+      const more = await post<{ applied: number; flagged: number }>(
+        '/v1/inventory/locations/S2/pos-sales',
+        { sales: [sale('s-5', 0.03, 3), sale('s-6', 0.02, -1), sale('s-7', 0.01, -2)] },
+      );
+      expect(more).toMatchObject({ applied: 3, flagged: 1 });
+      const after = await t.request(
+        'GET',
+        '/v1/inventory/movements?locationId=S2&sku=INV-A&limit=50',
+      );
+      expect(
+        (after.json as { items: Array<{ reference?: string; flagged?: string }> }).items
+          .filter((m) => ['pos:s-5', 'pos:s-6', 'pos:s-7'].includes(m.reference ?? ''))
+          .map((m) => [m.reference, m.flagged ?? null]),
+      ).toEqual([
+        ['pos:s-5', 'negative-stock'],
+        ['pos:s-6', null],
+        ['pos:s-7', null],
+      ]);
+      expect((await levelOf('INV-A', 'S2'))!.onHand).toBe(0);
+
       // S1 does not allow negative stock: the sale is rejected, kept, and applies when resent.
       const s1 = (await levelOf('INV-C', 'S1'))!.onHand;
       const rejected = await post<{ rejected: number }>('/v1/inventory/locations/S1/pos-sales', {

@@ -243,7 +243,9 @@ export class StockSession {
       variance: input.counted === undefined ? null : input.delta,
       reference: input.reference ?? null,
       note: input.note ?? null,
-      flagged: onHand < 0 ? 'negative-stock' : null,
+      // Flagged when it takes units and leaves the stock below zero; a return or receipt into
+      // stock that is below zero gives units back and is not what the flag points at.
+      flagged: onHand < 0 && input.delta < 0 ? 'negative-stock' : null,
       actor: input.actor,
       channel: input.channel ?? null,
       occurred_at: input.occurredAt ?? this.now,
