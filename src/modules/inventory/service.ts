@@ -251,13 +251,13 @@ function decodePosSaleCursor(cursor: string): { occurredAt: number; saleId: stri
  */
 function assertMarket(ctx: Context, marketCode: string | undefined): void {
   if (ctx.markets === undefined) return;
-  if (marketCode === undefined || !mayActFor(ctx, marketCode)) {
+  if (marketCode === undefined) {
     throw new NexusError(
       'FORBIDDEN_SCOPE',
-      `this key may act only for ${ctx.markets.join(', ')}` +
-        (marketCode === undefined ? ': name one of them' : `, not for '${marketCode}'`),
+      `this key may act only for ${ctx.markets.join(', ')}: name one of them`,
     );
   }
+  assertMayActFor(ctx, marketCode, `market '${marketCode}'`);
 }
 
 /** A whole call failed in all-or-nothing mode: one problem with a pointer per failed line. */

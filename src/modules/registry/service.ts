@@ -396,8 +396,9 @@ export class RegistryService {
   ): Promise<{ validate: ValidateFunction; id: number; version: number }> {
     const key = `${subject}\u0000${version}`;
     const now = Date.now();
-    let found = this.resolved.get(key)?.found;
-    if (found === undefined || now - this.resolved.get(key)!.at >= 1000) {
+    const cached = this.resolved.get(key);
+    let found = cached && now - cached.at < 1000 ? cached.found : undefined;
+    if (found === undefined) {
       found = await this.getVersion(subject, version);
       if (this.resolved.size >= 10_000) this.resolved.clear();
       this.resolved.set(key, { at: now, found });

@@ -274,20 +274,25 @@ export async function openNatsBus(options: NatsBusOptions): Promise<NatsEventBus
       ensureConsumer: (spec, resumeAfter) => ensureConsumer(jsm, settings, spec, resumeAfter),
     };
 
+    /** A message's headers: its partition key, and its id when JetStream options do not set it. */
+    const headersOf = (message: OutgoingMessage, withId: boolean) => {
+      const h = headers();
+      h.set(PARTITION_KEY_HEADER, message.partitionKey);
+      if (withId) h.set(MSG_ID_HEADER, message.eventId);
+      return h;
+    };
+    const acked = (message: OutgoingMessage, subject: string) =>
+      js.publish(subject, encoder.encode(message.envelope), {
+        msgID: message.eventId,
+        headers: headersOf(message, false),
+      });
+
     /** Acknowledged publishes, one per message: the slow path, and the whole path for a few. */
     const publishEach = async (
       messages: readonly OutgoingMessage[],
       subjects: readonly string[],
     ): Promise<void> => {
-      const acks = messages.map((message, i) => {
-        const h = headers();
-        h.set(PARTITION_KEY_HEADER, message.partitionKey);
-        return js.publish(subjects[i]!, encoder.encode(message.envelope), {
-          msgID: message.eventId,
-          headers: h,
-        });
-      });
-      const results = await Promise.allSettled(acks);
+      const results = await Promise.allSettled(messages.map((m, i) => acked(m, subjects[i]!)));
       const failures: unknown[] = [];
       for (const r of results) if (r.status === 'rejected') failures.push(r.reason);
       if (failures.length > 0) {
@@ -315,26 +320,15 @@ export async function openNatsBus(options: NatsBusOptions): Promise<NatsEventBus
       // message between was stored, once and in order. Anything else (a duplicate in the
       // middle, another publisher in between, a refusal) publishes the batch again with an
       // acknowledgement each, which the event ids make safe.
-      const headersOf = (message: OutgoingMessage, withId: boolean) => {
-        const h = headers();
-        h.set(PARTITION_KEY_HEADER, message.partitionKey);
-        if (withId) h.set(MSG_ID_HEADER, message.eventId);
-        return h;
-      };
-      const acked = (i: number) =>
-        js.publish(subjects[i]!, encoder.encode(messages[i]!.envelope), {
-          msgID: messages[i]!.eventId,
-          headers: headersOf(messages[i]!, false),
-        });
       // Written in array order: the first request, the middle, the last request.
       const last = messages.length - 1;
-      const opening = acked(0);
+      const opening = acked(messages[0]!, subjects[0]!);
       for (let i = 1; i < last; i++) {
         nc.publish(subjects[i]!, encoder.encode(messages[i]!.envelope), {
           headers: headersOf(messages[i]!, true),
         });
       }
-      const ends = [opening, acked(last)];
+      const ends = [opening, acked(messages[last]!, subjects[last]!)];
       const [first, final] = await Promise.allSettled(ends);
       if (
         first?.status === 'fulfilled' &&
