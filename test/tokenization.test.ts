@@ -6,7 +6,12 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHub } from '../src/app.js';
 import { runCli } from '../src/cli/main.js';
-import { parseToken } from '../src/modules/tokenization/crypto/index.js';
+import {
+  FF1_ALPHABETS,
+  Ff1Text,
+  KeyRing,
+  parseToken,
+} from '../src/modules/tokenization/crypto/index.js';
 import { systemContext } from '../src/platform/context.js';
 import { loadConfig } from '../src/platform/config.js';
 import { createLogger } from '../src/platform/logging.js';
@@ -74,7 +79,9 @@ describe.each(shapes)('tokenization: %s', (shape) => {
       tokens,
       reason,
     );
-  const tokenize = async (items: Array<{ value: unknown; fieldClass: string }>) => {
+  const tokenize = async (
+    items: Array<{ value: unknown; fieldClass: string; customerId?: string }>,
+  ) => {
     const r = await t.request('POST', '/v1/tokens/tokenize', { body: { items } });
     expect(r.status, r.body).toBe(200);
     return (r.json as { tokens: string[] }).tokens;
@@ -85,10 +92,11 @@ describe.each(shapes)('tokenization: %s', (shape) => {
     return (r.json as { items: Array<Record<string, unknown>> }).items;
   };
 
+  const masterKey = randomBytes(32).toString('base64');
   beforeAll(async () => {
     t = await startTestHub(shape, {
       tokenization: {
-        masterKey: randomBytes(32).toString('base64'),
+        masterKey,
         kinds: { generic: 'mask' },
         detokenizeRatePerMinute: 8,
       },
@@ -374,8 +382,8 @@ describe.each(shapes)('tokenization: %s', (shape) => {
     }
 
     // The other customer's own tokens are untouched. The phone number both gave has one
-    // convergent token: it was the erased person's data too, so it is tombstoned for everyone
-    // until it is tokenized again for a customer who is not erased.
+    // convergent token: it was the erased person's data too, so it is tombstoned for everyone,
+    // for good (the number gets a token of the next erasure epoch when it is given again).
     const others = await detokenize(
       t.adminKey,
       [
@@ -436,14 +444,123 @@ describe.each(shapes)('tokenization: %s', (shape) => {
         customer('C-ERASE', 'erase.me@example.com'),
       ),
     ).rejects.toMatchObject({ code: 'SUBJECT_ERASED' });
-    // The same email given by a new customer is that customer's data: it resolves again.
+    // The same email given by a new customer is that customer's data, under a new token: the
+    // erased one stays unresolvable, so records that held it are not joined to the newcomer.
     const newcomer = (await tokenization.prepareInbound(
       'customer.registered.v1',
       customer('C-NEW', 'erase.me@example.com'),
     )) as Tokenized;
-    expect(newcomer.contactPoints[0]!.value).toBe(mineTokens[0]);
-    const revived = await reveal([mineTokens[0]!], 'new customer');
-    expect(revived.status).toBe(200);
+    const renewed = newcomer.contactPoints[0]!.value!;
+    expect(parseToken(renewed)).toMatchObject({ kind: 'convergent', fieldClass: 'email' });
+    expect(renewed).not.toBe(mineTokens[0]);
+    const afterwards = await reveal([mineTokens[0]!, renewed], 'new customer');
+    expect(
+      (afterwards.json as { results: Array<{ code?: string; value?: unknown }> }).results.map(
+        (r) => r.code ?? r.value,
+      ),
+    ).toEqual(['TOKEN_ERASED', 'erase.me@example.com']);
+    // Identity matching goes on with the new token.
+    const again2 = (await tokenization.prepareInbound(
+      'customer.registered.v1',
+      customer('C-NEW-2', 'Erase.Me@Example.com'),
+    )) as Tokenized;
+    expect(again2.contactPoints[0]!.value).toBe(renewed);
+  });
+
+  it('never issues an erased shared token again: the value moves to the next erasure epoch, on every path', async () => {
+    const tokenization = t.hub.services.tokenization;
+    const ctx = systemContext('test');
+    const card = '4111 1111 1111 1111';
+    const revealed = async (tokens: string[]) =>
+      (
+        (await reveal(tokens, 'epoch check')).json as {
+          results: Array<{ code?: string; value?: unknown }>;
+        }
+      ).results.map((r) => r.code ?? r.value);
+
+    // A card (FF1) and an email (convergent) of one customer, known to this process.
+    const [card0, email0] = await tokenize([
+      { value: card, fieldClass: 'card', customerId: 'C-EPOCH' },
+      { value: 'epoch@example.com', fieldClass: 'email', customerId: 'C-EPOCH' },
+    ]);
+    expect(await tokenize([{ value: card, fieldClass: 'card' }])).toEqual([card0]);
+    await tokenization.erase(ctx, 'C-EPOCH', 'GDPR request 19');
+
+    // Over the API: new tokens (the writer finds the old ones tombstoned and the service
+    // issues again), which resolve; the old ones stay erased.
+    const [card1, email1] = await tokenize([
+      { value: card, fieldClass: 'card', customerId: 'C-EPOCH-NEW' },
+      { value: 'epoch@example.com', fieldClass: 'email', customerId: 'C-EPOCH-NEW' },
+    ]);
+    expect(parseToken(card1!)).toMatchObject({ kind: 'fpe', fieldClass: 'card' });
+    expect(parseToken(card1!).body).toMatch(/^\d{16}$/);
+    expect([card1, email1]).not.toContain(card0);
+    expect([card1, email1]).not.toContain(email0);
+    expect(await revealed([card0!, email0!, card1!, email1!])).toEqual([
+      'TOKEN_ERASED',
+      'TOKEN_ERASED',
+      '4111111111111111',
+      'epoch@example.com',
+    ]);
+    expect(await tokenize([{ value: card, fieldClass: 'card' }])).toEqual([card1]);
+
+    // Through ingest, whose transaction rolls back and tokenizes again when it meets a retired
+    // token: erase the newcomer too, and the email moves on to a third token.
+    await tokenization.erase(ctx, 'C-EPOCH-NEW', 'GDPR request 20');
+    const report = await t.hub.services.ingest.ingestBatch(ctx, [
+      {
+        specversion: '1.0',
+        id: 'epoch-1',
+        source: '//web/de',
+        type: 'customer.registered.v1',
+        subject: 'customer/C-EPOCH-3',
+        time: '2026-11-28T10:00:00Z',
+        datacontenttype: 'application/json',
+        dataschema: '/registry/subjects/customer.registered.v1/versions/latest',
+        partitionkey: 'customer/C-EPOCH-3',
+        market: 'DE',
+        data: customer('C-EPOCH-3', 'epoch@example.com'),
+      },
+    ]);
+    expect(report).toMatchObject({ accepted: 1, rejected: [] });
+    const rows = await t.hub.storage.db
+      .selectFrom('outbox')
+      .select('envelope')
+      .where('envelope', 'like', '%"epoch-1"%')
+      .unionAll((db) =>
+        db.selectFrom('bus_messages').select('envelope').where('envelope', 'like', '%"epoch-1"%'),
+      )
+      .execute();
+    const email2 = (JSON.parse(rows[0]!.envelope) as { data: Tokenized }).data.contactPoints[0]!
+      .value!;
+    expect([email0, email1]).not.toContain(email2);
+    expect(await revealed([email1!, email2])).toEqual(['TOKEN_ERASED', 'epoch@example.com']);
+  });
+
+  it('gives an FF1 value another epoch when its digits are held by another value of a later epoch', async () => {
+    // FF1 under two epochs' keys is two permutations of the same digits: the value whose epoch-0
+    // digits are another value's epoch-1 digits exists. The row of the token says whose it is.
+    const ring = new KeyRing(Buffer.from(masterKey, 'base64'), [1]);
+    const ff1 = (epoch: number) =>
+      new Ff1Text(ring.fpeKey(1, 'card', epoch), FF1_ALPHABETS.decimal);
+    const first = '5500000000000004';
+    // An erasure retires `first`'s epoch-0 token; given again, it gets its epoch-1 token.
+    await tokenize([{ value: first, fieldClass: 'card', customerId: 'C-FF1' }]);
+    await t.hub.services.tokenization.erase(systemContext('test'), 'C-FF1', 'GDPR request 21');
+    const [epoch1] = await tokenize([{ value: first, fieldClass: 'card' }]);
+    expect(parseToken(epoch1!).body).toBe(ff1(1).encrypt(first, 'nexus/card'));
+    // The value whose epoch-0 token has exactly those digits.
+    const twin = ff1(0).decrypt(parseToken(epoch1!).body, 'nexus/card');
+    const [twinToken] = await tokenize([{ value: twin, fieldClass: 'card' }]);
+    expect(twinToken).not.toBe(epoch1);
+    expect(parseToken(twinToken!).body).toBe(ff1(1).encrypt(twin, 'nexus/card'));
+    const results = (
+      (await reveal([epoch1!, twinToken!], 'twins')).json as { results: Array<{ value?: unknown }> }
+    ).results.map((r) => r.value);
+    expect(results).toEqual([first, twin]);
+    // Each keeps its own token: the twin's detour does not move `first`.
+    expect(await tokenize([{ value: first, fieldClass: 'card' }])).toEqual([epoch1]);
+    expect(await tokenize([{ value: twin, fieldClass: 'card' }])).toEqual([twinToken]);
   });
 
   it("ingest commits a batch's vault rows with its events; an erased customer's events become masked dead letters", async () => {

@@ -59,6 +59,12 @@ export interface PreparedInbound {
 export interface StoredInbound {
   /** Customers who were erased: their events are refused, nothing of theirs was stored. */
   readonly erased: ReadonlySet<string>;
+  /**
+   * Shared tokens that may no longer be issued (an erasure retired them since they were issued
+   * in memory). When not empty the ingest rolls back and tokenizes again; the tokenizer now
+   * issues other tokens for those values.
+   */
+  readonly retired: { readonly size: number };
   /** Called after the ingest transaction committed. */
   committed(): void;
 }
@@ -151,7 +157,27 @@ interface Checked {
   prepared?: PreparedInbound | undefined;
 }
 
-const NOTHING_STORED: StoredInbound = { erased: new Set(), committed: () => undefined };
+const NOTHING_STORED: StoredInbound = {
+  erased: new Set(),
+  retired: new Map(),
+  committed: () => undefined,
+};
+
+/** Thrown inside an ingest transaction to roll it back and tokenize again (StoredInbound). */
+class TokensRetired extends Error {}
+/** Times an ingest tokenizes again after meeting retired tokens. */
+const RETIRED_RETRIES = 8;
+
+/** Runs `attempt` again while its transaction rolled back on retired tokens. */
+async function retryingRetired<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let round = 0; ; round++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!(error instanceof TokensRetired) || round >= RETIRED_RETRIES) throw error;
+    }
+  }
+}
 
 /** The dead letter of an event refused because its customer was erased: nothing personal. */
 function erasedEnvelope(raw: unknown, prepared: PreparedInbound): unknown {
@@ -177,7 +203,14 @@ export class IngestService {
 
   constructor(private readonly deps: IngestDeps) {}
 
-  async ingest(
+  ingest(
+    ctx: Context,
+    raw: unknown,
+  ): Promise<{ id: string; duplicate: boolean; deduplicated?: Deduplicated }> {
+    return retryingRetired(() => this.ingestOnce(ctx, raw));
+  }
+
+  private async ingestOnce(
     ctx: Context,
     raw: unknown,
   ): Promise<{ id: string; duplicate: boolean; deduplicated?: Deduplicated }> {
@@ -259,16 +292,32 @@ export class IngestService {
   async ingestBatch(ctx: Context, items: readonly unknown[]): Promise<BatchReport> {
     // A batch is one point in time: each (type, version) is looked up in the registry once.
     const validators: ValidatorLookups = new Map();
-    const checked = (
-      await Promise.all(items.map((item, index) => this.check(item, `/items/${index}`, validators)))
-    ).map((item, index) => IngestService.withinMarkets(ctx, item, index));
-    // Before the transaction: redaction writes vault entries in its own (and on SQLite the
-    // one connection is the transaction's).
-    const redacted = await Promise.all(
-      checked.map(({ envelope }, index) =>
-        envelope ? Promise.resolve(null) : this.redact(items[index]),
-      ),
-    );
+    let redacted: readonly unknown[] | null = null;
+    return retryingRetired(async () => {
+      const checked = (
+        await Promise.all(
+          items.map((item, index) => this.check(item, `/items/${index}`, validators)),
+        )
+      ).map((item, index) => IngestService.withinMarkets(ctx, item, index));
+      // Before the transaction: redaction writes vault entries in its own (and on SQLite the
+      // one connection is the transaction's). Which items are refused does not change when
+      // the batch is tokenized again, so their redaction is kept.
+      redacted ??= await Promise.all(
+        checked.map(({ envelope }, index) =>
+          envelope ? Promise.resolve(null) : this.redact(items[index]),
+        ),
+      );
+      return this.storeBatch(ctx, items, checked, redacted);
+    });
+  }
+
+  /** A checked batch in one transaction: dead letters, duplicates, dedup, the events. */
+  private async storeBatch(
+    ctx: Context,
+    items: readonly unknown[],
+    checked: readonly Checked[],
+    redacted: readonly unknown[],
+  ): Promise<BatchReport> {
     const now = Date.now();
     const report: BatchReport = { accepted: 0, duplicates: 0, deduplicated: [], rejected: [] };
     let stored = NOTHING_STORED;
@@ -490,7 +539,9 @@ export class IngestService {
     const prepared = checked.flatMap((c) => (c.envelope && c.prepared ? [c.prepared] : []));
     const tokenizer = this.deps.tokenizer;
     if (!tokenizer?.storeInbound || prepared.length === 0) return NOTHING_STORED;
-    return tokenizer.storeInbound(trx, prepared);
+    const stored = await tokenizer.storeInbound(trx, prepared);
+    if (stored.retired.size > 0) throw new TokensRetired();
+    return stored;
   }
 
   /** The customer whose erasure refuses this checked event, if any. */

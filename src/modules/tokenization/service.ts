@@ -56,7 +56,12 @@ import {
   valueText,
   type PersonalValue,
 } from './values.js';
-import { VaultWriter, type PendingToken, type StoredInTransaction } from './writer.js';
+import {
+  RetiredTokensError,
+  VaultWriter,
+  type PendingToken,
+  type StoredInTransaction,
+} from './writer.js';
 
 /** How a field class is tokenized. `mask` is irreversible and stores nothing. */
 export type TokenizationKind = 'vault' | 'convergent' | 'fpe' | 'mask';
@@ -176,6 +181,24 @@ export const PII_SCOPES = {
 export const MAX_DETOKENIZE = 100;
 const FPE_CLASSES: ReadonlySet<FieldClass> = new Set(['card', 'phone']);
 const KEY_REFRESH_MS = 10_000;
+/** Retired shared tokens a process remembers (it learns them again when it meets them). */
+const MAX_RETIRED = 100_000;
+/** Times a tokenization issues its tokens again after meeting retired ones. */
+const RETIRED_RETRIES = 8;
+
+/**
+ * Runs `attempt` again while it fails on retired shared tokens: the writer has told the service
+ * of them, so the next attempt issues the next erasure epoch's tokens.
+ */
+async function reissuingRetired<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let round = 0; ; round++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!(error instanceof RetiredTokensError) || round >= RETIRED_RETRIES) throw error;
+    }
+  }
+}
 
 /** Errors the service audited itself; the HTTP layer audits any other refusal of detokenize. */
 export const auditedErrors = new WeakSet<object>();
@@ -216,11 +239,11 @@ class Keys {
     return this.ring.currentVersion;
   }
 
-  ff1(version: number, fieldClass: FieldClass): Ff1Text {
-    const key = `${version}/${fieldClass}`;
+  ff1(version: number, fieldClass: FieldClass, epoch = 0): Ff1Text {
+    const key = `${version}/${fieldClass}/${epoch}`;
     let fpe = this.fpe.get(key);
     if (fpe === undefined) {
-      fpe = new Ff1Text(this.ring.fpeKey(version, fieldClass), FF1_ALPHABETS.decimal);
+      fpe = new Ff1Text(this.ring.fpeKey(version, fieldClass, epoch), FF1_ALPHABETS.decimal);
       this.fpe.set(key, fpe);
     }
     return fpe;
@@ -252,6 +275,11 @@ export class TokenizationService implements InboundTokenizer {
   private readonly now: () => number;
   private refreshedAt: number;
   private refreshing: Promise<void> | null = null;
+  /**
+   * Shared tokens that may not be issued (D26), as far as this process met them: ERASED, or
+   * the erasure epoch whose value holds the (FF1) token.
+   */
+  private readonly retired = new Map<string, number>();
 
   private constructor(
     private readonly deps: TokenizationDeps,
@@ -265,6 +293,7 @@ export class TokenizationService implements InboundTokenizer {
     this.writer = new VaultWriter({
       storage: deps.storage,
       now: this.now,
+      onRetired: (tokens) => this.retire(tokens),
       encrypt: (pending) => {
         const fieldClass = pending.fieldClass as FieldClass;
         const value = pending.value ?? '';
@@ -344,6 +373,15 @@ export class TokenizationService implements InboundTokenizer {
 
   /** One value's token (or mask), stored before it is returned. */
   tokenize(value: PersonalValue, fieldClass: FieldClass, subject?: string | null): Promise<string> {
+    return this.tokenizeOne(value, fieldClass, subject ?? null, 0);
+  }
+
+  private tokenizeOne(
+    value: PersonalValue,
+    fieldClass: FieldClass,
+    subject: string | null,
+    round: number,
+  ): Promise<string> {
     this.maybeRefreshKeys();
     let issued: PendingToken | string;
     try {
@@ -359,12 +397,24 @@ export class TokenizationService implements InboundTokenizer {
     if (typeof issued === 'string') return Promise.resolve(issued);
     const token = issued.token;
     // The hot path of identity matching: a convergent token this process knows is stored.
-    if (!this.writer.needsWrite(issued, subject ?? null)) return Promise.resolve(token);
-    return this.writer.write([issued], subject ?? null).then(() => token);
+    if (!this.writer.needsWrite(issued, subject)) return Promise.resolve(token);
+    return this.writer.write([issued], subject).then(
+      () => token,
+      (error: unknown) =>
+        error instanceof RetiredTokensError && round < RETIRED_RETRIES
+          ? this.tokenizeOne(value, fieldClass, subject, round + 1)
+          : Promise.reject(error as Error),
+    );
   }
 
   /** Several values; each item may name its own customer. */
-  async tokenizeMany(
+  tokenizeMany(
+    items: ReadonlyArray<{ value: PersonalValue; fieldClass: FieldClass; subject?: string | null }>,
+  ): Promise<string[]> {
+    return reissuingRetired(() => this.tokenizeManyOnce(items));
+  }
+
+  private async tokenizeManyOnce(
     items: ReadonlyArray<{ value: PersonalValue; fieldClass: FieldClass; subject?: string | null }>,
   ): Promise<string[]> {
     this.maybeRefreshKeys();
@@ -433,16 +483,18 @@ export class TokenizationService implements InboundTokenizer {
    * that already is a token of its position's class is kept. Problems are reported with
    * pointers under `options.pointer` and never repeat a value.
    */
-  async tokenizeDocument<T = unknown>(
+  tokenizeDocument<T = unknown>(
     schema: TSchema,
     data: T,
     subject?: string | null,
     options: { pointer?: string; code?: 'VALIDATION_FAILED' | 'SCHEMA_VIOLATION' } = {},
   ): Promise<T> {
-    this.maybeRefreshKeys();
-    const { out, pending } = this.tokenizeInMemory(schema, data, options);
-    await this.writer.write(pending, subject ?? null);
-    return out as T;
+    return reissuingRetired(async () => {
+      this.maybeRefreshKeys();
+      const { out, pending } = this.tokenizeInMemory(schema, data, options);
+      await this.writer.write(pending, subject ?? null);
+      return out as T;
+    });
   }
 
   /** `tokenizeDocument` without the write: the token form and the rows still to be stored. */
@@ -493,15 +545,17 @@ export class TokenizationService implements InboundTokenizer {
    * unchanged. Throws SCHEMA_VIOLATION (pointers under `options.pointer`, default `/data`) or
    * SUBJECT_ERASED; never with a value in the message.
    */
-  async prepareInbound(
+  prepareInbound(
     type: string,
     data: unknown,
     subjectHint?: string,
     options: { pointer?: string } = {},
   ): Promise<unknown> {
-    const prepared = this.tokenizeInbound(type, data, { ...options, subjectHint });
-    await this.writer.write(prepared.pending, prepared.subject);
-    return prepared.data;
+    return reissuingRetired(async () => {
+      const prepared = this.tokenizeInbound(type, data, { ...options, subjectHint });
+      await this.writer.write(prepared.pending, prepared.subject);
+      return prepared.data;
+    });
   }
 
   /**
@@ -530,7 +584,8 @@ export class TokenizationService implements InboundTokenizer {
   /**
    * Writes the rows of `tokenizeInbound` results in the caller's transaction (erasure check
    * included: events of erased customers are in `erased` and nothing of theirs is written);
-   * call `committed` after the commit.
+   * call `committed` after the commit. When `retired` is not empty, some tokens may not be
+   * issued: the caller rolls back and calls `tokenizeInbound` again, which now issues others.
    */
   storeInbound(trx: Executor, prepared: readonly PreparedInbound[]): Promise<StoredInTransaction> {
     return this.writer.writeIn(
@@ -1025,11 +1080,18 @@ export class TokenizationService implements InboundTokenizer {
           fieldClass,
           value,
           keyVersion: keys.currentVersion,
+          epoch: 0,
         };
       case 'convergent': {
         const version = keys.deterministicVersion;
-        const token = keys.convergent.token(valueText(value), fieldClass, version);
-        return { token, kind: 'convergent', fieldClass, value, keyVersion: version };
+        const text = valueText(value);
+        // A retired token is never issued again: the value moves to the next erasure epoch.
+        let epoch = 0;
+        let token = keys.convergent.token(text, fieldClass, version);
+        while (!this.issuable(token, epoch)) {
+          token = keys.convergent.token(text, fieldClass, version, ++epoch);
+        }
+        return { token, kind: 'convergent', fieldClass, value, keyVersion: version, epoch };
       }
       case 'fpe': {
         if (typeof value !== 'string')
@@ -1040,9 +1102,17 @@ export class TokenizationService implements InboundTokenizer {
         }
         const digits = normalized.replace(/^\+/, '');
         const version = keys.deterministicVersion;
-        const body = keys.ff1(version, fieldClass).encrypt(digits, `nexus/${fieldClass}`);
-        const token = formatToken({ kind: 'fpe', keyVersion: version, fieldClass, body });
-        return { token, kind: 'fpe', fieldClass, value: null, keyVersion: version };
+        const tokenOf = (epoch: number) =>
+          formatToken({
+            kind: 'fpe',
+            keyVersion: version,
+            fieldClass,
+            body: keys.ff1(version, fieldClass, epoch).encrypt(digits, `nexus/${fieldClass}`),
+          });
+        let epoch = 0;
+        let token = tokenOf(epoch);
+        while (!this.issuable(token, epoch)) token = tokenOf(++epoch);
+        return { token, kind: 'fpe', fieldClass, value: null, keyVersion: version, epoch };
       }
     }
   }
@@ -1052,7 +1122,7 @@ export class TokenizationService implements InboundTokenizer {
     if (parts.kind === 'fpe') {
       if (!this.keys.ring.has(parts.keyVersion)) await this.refreshKeys(true);
       const digits = this.keys
-        .ff1(parts.keyVersion, parts.fieldClass)
+        .ff1(parts.keyVersion, parts.fieldClass, row.epoch)
         .decrypt(parts.body, `nexus/${parts.fieldClass}`);
       return parts.fieldClass === 'phone' ? `+${digits}` : digits;
     }
@@ -1067,6 +1137,18 @@ export class TokenizationService implements InboundTokenizer {
       await this.refreshKeys(true);
       return decodeValue(this.keys.cipher.decryptString(row.ciphertext, aad));
     }
+  }
+
+  /** Shared tokens the writer found erased (or held by another epoch): not issued again. */
+  private retire(tokens: ReadonlyMap<string, number>): void {
+    if (this.retired.size + tokens.size > MAX_RETIRED) this.retired.clear();
+    for (const [token, holder] of tokens) this.retired.set(token, holder);
+  }
+
+  /** Whether `token`, made under erasure epoch `epoch`, may be issued. */
+  private issuable(token: string, epoch: number): boolean {
+    const holder = this.retired.get(token);
+    return holder === undefined || holder === epoch;
   }
 
   private maybeRefreshKeys(): void {

@@ -31,6 +31,8 @@ export type VaultRow = {
   /** The customer a vault token belongs to; null for shared (convergent, FF1) rows. */
   subject: string | null;
   created_at: number;
+  /** Shared rows: the erasure epoch whose key made the token (D26); 0 for vault rows. */
+  epoch: number;
 };
 
 export type SubjectLinkRow = { subject: string; token: string; created_at: number };
@@ -162,14 +164,15 @@ const vaultValues = (row: VaultRow) => [
   row.ciphertext,
   row.subject,
   row.created_at,
+  row.epoch,
 ];
 const VAULT_INSERT =
-  'insert into token_vault (token, kind, field_class, key_version, ciphertext, subject, created_at)';
+  'insert into token_vault (token, kind, field_class, key_version, ciphertext, subject, created_at, epoch)';
 
 /** New random vault tokens: never seen before, so a plain insert. */
 export async function insertVaultRows(db: Executor, rows: readonly VaultRow[]): Promise<void> {
   for (const chunk of chunks(rows)) {
-    await insertRows(db, VAULT_INSERT, 7, chunk.map(vaultValues));
+    await insertRows(db, VAULT_INSERT, 8, chunk.map(vaultValues));
   }
 }
 
@@ -183,7 +186,7 @@ export async function insertSharedRows(db: Executor, rows: readonly VaultRow[]):
     const result = await insertRows<{ token: string }>(
       db,
       VAULT_INSERT,
-      7,
+      8,
       chunk.map(vaultValues),
       'on conflict (token) do nothing returning token',
     );
@@ -192,30 +195,54 @@ export async function insertSharedRows(db: Executor, rows: readonly VaultRow[]):
   return inserted;
 }
 
-/** Links shared tokens to the customers they were issued for; returns the tokens newly linked. */
+/** Links shared tokens to the customers they were issued for (links that exist are kept). */
 export async function insertSubjectLinks(
   db: Executor,
   links: readonly SubjectLinkRow[],
-): Promise<string[]> {
-  const inserted: string[] = [];
+): Promise<void> {
   for (const chunk of chunks(links)) {
-    const result = await insertRows<{ token: string }>(
+    await insertRows(
       db,
       'insert into token_subjects (subject, token, created_at)',
       3,
       chunk.map((link) => [link.subject, link.token, link.created_at]),
-      'on conflict (subject, token) do nothing returning token',
+      'on conflict (subject, token) do nothing',
     );
-    for (const row of result.rows) inserted.push(row.token);
   }
-  return inserted;
 }
 
-/** A shared token issued anew for a customer who is not erased resolves again. */
-export async function liftTombstones(db: Executor, tokens: readonly string[]): Promise<void> {
-  for (const chunk of chunks(tokens)) {
-    await withInList(db, 'delete from token_tombstones where token in', chunk);
+/** A retired shared token: erased (for every value), or held by this erasure epoch's value. */
+export const ERASED = -1;
+
+/**
+ * Which of these shared tokens may not be issued (D26), each with why: ERASED for tombstoned
+ * ones (an erasure made them unresolvable, for good), else the epoch of the row that holds an
+ * FF1 token for another epoch (FF1 under two epochs' keys can map two values to the same
+ * digits; the row says whose they are).
+ */
+export async function findRetired(
+  db: Executor,
+  candidates: ReadonlyArray<{ token: string; kind: TokenKindName; epoch: number }>,
+): Promise<Map<string, number>> {
+  const retired = new Map<string, number>();
+  const erased = await findTombstones(
+    db,
+    candidates.map((c) => c.token),
+  );
+  for (const token of erased) retired.set(token, ERASED);
+  const fpe = new Map(candidates.filter((c) => c.kind === 'fpe').map((c) => [c.token, c.epoch]));
+  for (const chunk of chunks([...fpe.keys()])) {
+    const { rows } = await withInList<{ token: string; epoch: number | string }>(
+      db,
+      'select token, epoch from token_vault where token in',
+      chunk,
+    );
+    for (const row of rows) {
+      const epoch = Number(row.epoch);
+      if (epoch !== fpe.get(row.token) && !retired.has(row.token)) retired.set(row.token, epoch);
+    }
   }
+  return retired;
 }
 
 // --- reading tokens ----------------------------------------------------------------------
@@ -225,12 +252,13 @@ export async function findVaultRows(db: Executor, tokens: readonly string[]): Pr
   for (const chunk of chunks(tokens)) {
     const { rows } = await withInList<VaultRow>(
       db,
-      'select token, kind, field_class, key_version, ciphertext, subject, created_at from token_vault where token in',
+      'select token, kind, field_class, key_version, ciphertext, subject, created_at, epoch from token_vault where token in',
       chunk,
     );
     for (const row of rows) {
       found.push({
         ...row,
+        epoch: Number(row.epoch),
         key_version: Number(row.key_version),
         created_at: Number(row.created_at),
         ciphertext: toBuffer(row.ciphertext),
@@ -324,6 +352,7 @@ export async function rowsToReencrypt(
   const rows = await query.execute();
   return rows.map((row) => ({
     ...row,
+    epoch: Number(row.epoch),
     key_version: Number(row.key_version),
     created_at: Number(row.created_at),
     ciphertext: toBuffer(row.ciphertext),

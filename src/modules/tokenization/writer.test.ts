@@ -36,6 +36,7 @@ describe('VaultWriter', () => {
       fieldClass: 'name',
       value: i === 5 ? 'POISON' : `name ${i}`,
       keyVersion: 1,
+      epoch: 0,
     });
     // Submitted in one turn of the event loop: one group commit takes them all.
     const outcomes = await Promise.allSettled(

@@ -7,7 +7,7 @@ import {
   insertSharedRows,
   insertSubjectLinks,
   insertVaultRows,
-  liftTombstones,
+  findRetired,
   type TokenKindName,
   type VaultRow,
 } from './store.js';
@@ -24,6 +24,19 @@ export interface PendingToken {
   value: PersonalValue | null;
   /** FF1: the token's key version. Vault and convergent rows take the ciphertext's. */
   keyVersion: number;
+  /** Convergent and FF1: the erasure epoch whose key made the token (D26); 0 for vault. */
+  epoch: number;
+}
+
+/**
+ * A request held a shared token that may not be issued (erased, or an FF1 token another epoch
+ * holds). The writer told `onRetired` first; issuing again picks the next epoch's token.
+ */
+export class RetiredTokensError extends Error {
+  constructor(readonly tokens: ReadonlyMap<string, number>) {
+    super(`${tokens.size} shared token(s) may not be issued; issue again`);
+    this.name = 'RetiredTokensError';
+  }
 }
 
 /** Tokens issued for one customer (or none). */
@@ -40,6 +53,9 @@ interface Request extends WriteRequest {
 /** What `store` wrote, remembered once its transaction committed. */
 interface Stored {
   refused: Set<string>;
+  /** Shared tokens found retired (see findRetired); the requests holding one wrote nothing. */
+  retired: Map<string, number>;
+  skipped: Set<WriteRequest>;
   shared: Map<string, VaultRow>;
   links: Map<string, { subject: string; token: string; created_at: number }>;
   generation: number;
@@ -50,6 +66,11 @@ interface Stored {
 export interface StoredInTransaction {
   /** Customers who were erased: nothing of theirs was written; their data must not be used. */
   erased: ReadonlySet<string>;
+  /**
+   * Shared tokens found retired (reported to `onRetired`). When not empty, requests holding
+   * them wrote nothing: the caller rolls back and issues its tokens again.
+   */
+  retired: ReadonlyMap<string, number>;
   /** To call after the caller's transaction committed (never after a rollback). */
   committed: () => void;
 }
@@ -61,6 +82,8 @@ export interface VaultWriterOptions {
   now?: () => number;
   /** Most tokens written in one transaction. */
   maxBatch?: number;
+  /** Told of shared tokens that may not be issued, before the requests holding them fail. */
+  onRetired?: (tokens: ReadonlyMap<string, number>) => void;
 }
 
 /**
@@ -77,8 +100,9 @@ const MAX_REMEMBERED = 500_000;
  * out (or published in an event) before its row exists.
  *
  * Per transaction: the erasure check (is any of the batch's customers erased? on PostgreSQL
- * under the shared erasure lock), random vault rows, shared (convergent, FF1) rows kept if they
- * exist, customer links, and tombstones lifted for shared tokens issued anew. Shared tokens
+ * under the shared erasure lock), the check that no shared token was erased (or, for FF1, is
+ * held by another erasure epoch), random vault rows, shared (convergent, FF1) rows kept if they
+ * exist, and customer links. Shared tokens
  * already stored are remembered per process until any erasure (the erasure generation moves),
  * so a returning customer's email costs an HMAC and no write.
  */
@@ -86,7 +110,8 @@ export class VaultWriter {
   private queue: Request[] = [];
   private scheduled = false;
   private flushing = false;
-  private readonly known = new Set<string>();
+  /** Shared tokens stored since the last erasure, with the erasure epoch of their row. */
+  private readonly known = new Map<string, number>();
   private readonly linked = new Set<string>();
   private generation = -1;
   private checkedAt = -Infinity;
@@ -108,7 +133,7 @@ export class VaultWriter {
       subject !== null ||
       pending.kind === 'vault' ||
       this.now() - this.checkedAt >= FRESH_MS ||
-      !this.known.has(pending.token)
+      this.known.get(pending.token) !== pending.epoch
     );
   }
 
@@ -170,9 +195,15 @@ export class VaultWriter {
     const needed = requests.filter(
       (r) => r.tokens.length > 0 && r.tokens.some((t) => this.needsWrite(t, r.subject)),
     );
-    if (needed.length === 0) return { erased: new Set(), committed: () => undefined };
+    if (needed.length === 0) {
+      return { erased: new Set(), retired: new Map(), committed: () => undefined };
+    }
     const stored = await this.store(trx, needed);
-    return { erased: stored.refused, committed: () => this.remember(stored) };
+    return {
+      erased: stored.refused,
+      retired: stored.retired,
+      committed: () => this.remember(stored),
+    };
   }
 
   /**
@@ -187,7 +218,9 @@ export class VaultWriter {
       (part, stored) => {
         this.remember(stored);
         for (const request of part) {
-          if (request.subject !== null && stored.refused.has(request.subject)) {
+          if (stored.skipped.has(request)) {
+            request.reject(new RetiredTokensError(stored.retired));
+          } else if (request.subject !== null && stored.refused.has(request.subject)) {
             request.reject(
               new NexusError(
                 'SUBJECT_ERASED',
@@ -204,8 +237,9 @@ export class VaultWriter {
   }
 
   /**
-   * The erasure check, random vault rows, shared rows kept if present, customer links and
-   * tombstones lifted, in `trx`. Requests of erased customers are skipped (`refused`).
+   * The erasure check, the check that no shared token was retired, random vault rows, shared
+   * rows kept if present and customer links, in `trx`. Requests of erased customers are skipped
+   * (`refused`), and so are requests holding a retired token (`skipped`).
    */
   private async store(trx: Executor, batch: readonly WriteRequest[]): Promise<Stored> {
     const now = this.now();
@@ -221,16 +255,44 @@ export class VaultWriter {
       this.generation = state.generation;
     }
     const refused = state.erased;
+    // Shared tokens this process has not stored since the last erasure may have been erased
+    // since they were issued (in any process): looked up before anything is written.
+    const unchecked = new Map<string, PendingToken>();
+    // Two values of one batch with the same FF1 digits under different epochs: the first keeps them.
+    const twins = new Map<string, number>();
+    for (const request of batch) {
+      if (request.subject !== null && refused.has(request.subject)) continue;
+      for (const pending of request.tokens) {
+        if (pending.kind === 'vault' || this.known.get(pending.token) === pending.epoch) continue;
+        const first = unchecked.get(pending.token);
+        if (first === undefined) unchecked.set(pending.token, pending);
+        else if (first.epoch !== pending.epoch) twins.set(pending.token, first.epoch);
+      }
+    }
+    const retired =
+      unchecked.size > 0
+        ? await findRetired(trx, [...unchecked.values()])
+        : new Map<string, number>();
+    for (const [token, epoch] of twins) if (!retired.has(token)) retired.set(token, epoch);
+    const skipped = new Set<WriteRequest>();
+    if (retired.size > 0) {
+      this.options.onRetired?.(retired);
+      for (const request of batch) {
+        const held = (t: PendingToken) => retired.has(t.token) && retired.get(t.token) !== t.epoch;
+        if (request.tokens.some(held)) skipped.add(request);
+      }
+    }
     const vault: VaultRow[] = [];
     for (const request of batch) {
       if (request.subject !== null && refused.has(request.subject)) continue;
+      if (skipped.has(request)) continue;
       for (const pending of request.tokens) {
         if (pending.kind === 'vault') {
           const { ciphertext, keyVersion } = this.options.encrypt(pending);
           vault.push(row(pending, ciphertext, keyVersion, request.subject, now));
           continue;
         }
-        if (!this.known.has(pending.token) && !shared.has(pending.token)) {
+        if (this.known.get(pending.token) !== pending.epoch && !shared.has(pending.token)) {
           const sealed = pending.value === null ? null : this.options.encrypt(pending);
           shared.set(
             pending.token,
@@ -252,11 +314,9 @@ export class VaultWriter {
       }
     }
     if (vault.length > 0) await insertVaultRows(trx, vault);
-    const issued = shared.size > 0 ? await insertSharedRows(trx, [...shared.values()]) : [];
-    const relinked = links.size > 0 ? await insertSubjectLinks(trx, [...links.values()]) : [];
-    const lift = [...new Set([...issued, ...relinked])];
-    if (lift.length > 0) await liftTombstones(trx, lift);
-    return { refused, shared, links, generation: state.generation, now };
+    if (shared.size > 0) await insertSharedRows(trx, [...shared.values()]);
+    if (links.size > 0) await insertSubjectLinks(trx, [...links.values()]);
+    return { refused, retired, skipped, shared, links, generation: state.generation, now };
   }
 
   /** After a commit: the shared tokens and links it stored are known to be stored. */
@@ -267,7 +327,7 @@ export class VaultWriter {
     const { shared, links } = stored;
     if (this.known.size + shared.size > MAX_REMEMBERED) this.known.clear();
     if (this.linked.size + links.size > MAX_REMEMBERED) this.linked.clear();
-    for (const token of shared.keys()) this.known.add(token);
+    for (const [token, row] of shared) this.known.set(token, row.epoch);
     for (const key of links.keys()) this.linked.add(key);
     this.checkedAt = stored.now;
   }
@@ -288,5 +348,6 @@ function row(
     ciphertext,
     subject,
     created_at: now,
+    epoch: pending.epoch,
   };
 }

@@ -715,6 +715,15 @@ const steps: Record<string, Step> = {
     await db.schema.alterTable('webhook_subscriptions').addColumn('availability', 'text').execute();
     await db.schema.alterTable('webhook_deliveries').addColumn('payload', 'text').execute();
   },
+  '0016_token_erasure_epochs': async (db) => {
+    // A convergent or FF1 token that was erased is never issued again: the value then gets the
+    // token of the next erasure epoch, under a key of its own (D26). An FF1 row records its
+    // epoch, which names the key that reads it back; rows written before are epoch 0.
+    await db.schema
+      .alterTable('token_vault')
+      .addColumn('epoch', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+  },
 };
 
 function migratorOf(storage: Storage): Migrator {

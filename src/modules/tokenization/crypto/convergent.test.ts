@@ -109,6 +109,16 @@ describe('ConvergentTokenizer', () => {
     expect(new Set(bodies).size).toBe(bodies.length);
   });
 
+  it('gives each erasure epoch its own key; epoch 0 is the token as it always was', () => {
+    const value = 'jane.doe@example.com';
+    const epochs = [0, 1, 2].map((epoch) => tokenizer.token(value, 'email', 1, epoch));
+    expect(epochs[0]).toBe(tokenizer.token(value, 'email', 1));
+    expect(new Set(epochs).size).toBe(3);
+    expect(tokenizer.token(' Jane.Doe@Example.com', 'email', 1, 2)).toBe(epochs[2]);
+    expect(() => tokenizer.token(value, 'email', 1, -1)).toThrow(KeyRingError);
+    expect(() => tokenizer.token(value, 'email', 1, 0.5)).toThrow(KeyRingError);
+  });
+
   it('lists the token under every version, current first, for lookups across a rotation', () => {
     const staged = new ConvergentTokenizer(new KeyRing(MASTER, [1, 2, 3], { currentVersion: 2 }));
     const candidates = staged.candidates(' Jane.Doe@example.com', 'email');

@@ -79,12 +79,21 @@ export class ConvergentTokenizer {
   private readonly keyCache = new Map<number, Map<FieldClass, KeyObject>>();
   /** `tok_c<version>_<class>_` by version and class: the token prefix built once. */
   private readonly prefixes = new Map<number, Map<FieldClass, string>>();
+  private readonly epochKeys = new Map<string, KeyObject>();
 
   constructor(private readonly keys: KeyRing) {}
 
-  /** `tok_c<version>_<class>_<body>` of `value`; `version` defaults to the ring's current one. */
-  token(value: string, fieldClass: FieldClass, version = this.keys.currentVersion): string {
-    return this.tokenOfNormalized(normalizeValue(value, fieldClass), fieldClass, version);
+  /**
+   * `tok_c<version>_<class>_<body>` of `value`; `version` defaults to the ring's current one.
+   * `epoch` > 0 gives the value's token after that many erasures of its earlier tokens (D26).
+   */
+  token(
+    value: string,
+    fieldClass: FieldClass,
+    version = this.keys.currentVersion,
+    epoch = 0,
+  ): string {
+    return this.tokenOfNormalized(normalizeValue(value, fieldClass), fieldClass, version, epoch);
   }
 
   /**
@@ -100,13 +109,18 @@ export class ConvergentTokenizer {
     return versions.map((version) => this.tokenOfNormalized(normalized, fieldClass, version));
   }
 
-  private tokenOfNormalized(normalized: string, fieldClass: FieldClass, version: number): string {
+  private tokenOfNormalized(
+    normalized: string,
+    fieldClass: FieldClass,
+    version: number,
+    epoch = 0,
+  ): string {
     // 24 bytes are the first 32 base64url characters of the whole MAC (3 bytes per 4
     // characters), so no Buffer is made per token. The prefix passed formatToken's checks when
     // it was built; the body is base64url of the length the format wants by construction.
-    const mac = createHmac('sha256', this.key(version, fieldClass))
-      .update(normalized)
-      .digest('base64url');
+    const key =
+      epoch === 0 ? this.key(version, fieldClass) : this.epochKey(version, fieldClass, epoch);
+    const mac = createHmac('sha256', key).update(normalized).digest('base64url');
     return this.prefix(version, fieldClass) + mac.slice(0, BODY_CHARS);
   }
 
@@ -128,6 +142,19 @@ export class ConvergentTokenizer {
       byClass.set(fieldClass, prefix);
     }
     return prefix;
+  }
+
+  /** The key of a later erasure epoch: rare, so kept apart from the hot path's cache. */
+  private epochKey(version: number, fieldClass: FieldClass, epoch: number): KeyObject {
+    const name = `${version}/${fieldClass}/${epoch}`;
+    let key = this.epochKeys.get(name);
+    if (key === undefined) {
+      const raw = this.keys.convergentKey(version, fieldClass, epoch);
+      key = createSecretKey(raw);
+      raw.fill(0);
+      this.epochKeys.set(name, key);
+    }
+    return key;
   }
 
   private key(version: number, fieldClass: FieldClass): KeyObject {

@@ -7,6 +7,7 @@
  * | vault data key, version n    | `nexus/vault/v<n>`                |
  * | convergent key, per class    | `nexus/convergent/v<n>/<class>`   |
  * | FF1 key, per class           | `nexus/fpe/v<n>/<class>`          |
+ * | either, erasure epoch e > 0  | the same with `/e<e>` appended    |
  * | key check value              | `nexus/key-check`                 |
  *
  * Why derived keys and not random data keys wrapped by the master: the master key comes from
@@ -49,6 +50,17 @@ function masterKeyObject(master: Uint8Array): KeyObject {
     );
   }
   return createSecretKey(Buffer.from(master));
+}
+
+/** Epoch 0 keeps the label it had before erasure epochs existed, so its tokens stay the same. */
+function epochLabel(epoch: number): string {
+  if (!Number.isInteger(epoch) || epoch < 0) {
+    throw new KeyRingError(
+      'KEY_RING',
+      `key ring: erasure epoch ${epoch} is not a whole number >= 0`,
+    );
+  }
+  return epoch === 0 ? '' : `/e${epoch}`;
 }
 
 function derive(master: KeyObject, info: string, length = 32): Buffer {
@@ -126,14 +138,24 @@ export class KeyRing {
     return derive(this.master, `nexus/vault/v${this.checked(version)}`);
   }
 
-  /** The HMAC-SHA-256 key of convergent tokens of one field class. */
-  convergentKey(version: number, fieldClass: FieldClass): Buffer {
-    return derive(this.master, `nexus/convergent/v${this.checked(version)}/${fieldClass}`);
+  /**
+   * The HMAC-SHA-256 key of convergent tokens of one field class. `epoch` counts the erasures a
+   * value's token has been through (D26): each epoch has its own key, so a value erased once
+   * gets a token unrelated to the one that was erased.
+   */
+  convergentKey(version: number, fieldClass: FieldClass, epoch = 0): Buffer {
+    return derive(
+      this.master,
+      `nexus/convergent/v${this.checked(version)}/${fieldClass}${epochLabel(epoch)}`,
+    );
   }
 
-  /** An AES-256 key for FF1 on one field class. */
-  fpeKey(version: number, fieldClass: FieldClass): Buffer {
-    return derive(this.master, `nexus/fpe/v${this.checked(version)}/${fieldClass}`);
+  /** An AES-256 key for FF1 on one field class, per erasure epoch as `convergentKey`. */
+  fpeKey(version: number, fieldClass: FieldClass, epoch = 0): Buffer {
+    return derive(
+      this.master,
+      `nexus/fpe/v${this.checked(version)}/${fieldClass}${epochLabel(epoch)}`,
+    );
   }
 
   /** This ring's master key check value; see `keyCheckValue`. */
