@@ -90,19 +90,15 @@ describe.each(storageTargets)('storage contract: $name', (target) => {
 
   it('enforces unique keys', async () => {
     const { storage } = opened;
-    await expect(
-      storage.db
-        .insertInto('outbox')
-        .values({
-          event_id: 'a',
-          subject: 's',
-          partition_key: 'k',
-          envelope: '{}',
-          created_at: 1,
-          published_at: null,
-        })
-        .execute(),
-    ).rejects.toThrow();
+    const message = {
+      event_id: 'unique-a',
+      subject: 's',
+      partition_key: 'k',
+      envelope: '{}',
+      published_at: 1,
+    };
+    await storage.db.insertInto('bus_messages').values(message).execute();
+    await expect(storage.db.insertInto('bus_messages').values(message).execute()).rejects.toThrow();
   });
 });
 

@@ -724,6 +724,29 @@ const steps: Record<string, Step> = {
       .addColumn('epoch', 'integer', (c) => c.notNull().defaultTo(0))
       .execute();
   },
+  '0017_outbox_without_event_id_index': async (db, dialect) => {
+    // The outbox is a queue of events on their way (D29): each row is written once and read
+    // once by seq. Its event ids are the hub's own (fresh UUIDs, or claimed in the inbox on
+    // ingest), and the stream and JetStream deduplicate by id where events land. The unique
+    // index cost every event an index insert on the hot write path (D37).
+    if (dialect === 'postgres') {
+      await sql`alter table outbox drop constraint if exists outbox_event_id_key`.execute(db);
+      return;
+    }
+    // SQLite cannot drop a column's UNIQUE: the table is rebuilt (it is empty but for events
+    // still on their way, which are copied in seq order).
+    await sql`create table outbox_next (seq integer primary key autoincrement,
+      event_id text not null, subject text not null, partition_key text not null,
+      envelope text not null, created_at integer not null, published_at integer)`.execute(db);
+    await sql`insert into outbox_next select seq, event_id, subject, partition_key, envelope,
+      created_at, published_at from outbox order by seq`.execute(db);
+    // Seqs go on from where they were, not from the highest row left.
+    await sql`delete from sqlite_sequence where name = 'outbox_next'`.execute(db);
+    await sql`insert into sqlite_sequence (name, seq)
+      select 'outbox_next', seq from sqlite_sequence where name = 'outbox'`.execute(db);
+    await sql`drop table outbox`.execute(db);
+    await sql`alter table outbox_next rename to outbox`.execute(db);
+  },
 };
 
 function migratorOf(storage: Storage): Migrator {
