@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHub, type Hub } from '../src/app.js';
 import type { Delivery, Subscription } from '../src/platform/bus/bus.js';
+import { systemContext } from '../src/platform/context.js';
 import { createLogger } from '../src/platform/logging.js';
 import { fixtures, startTestHub, type TestHub } from './support/hub.js';
 import { NATS_URL, PG_URL, waitFor } from './support/targets.js';
@@ -66,5 +67,42 @@ describe.runIf(PG_URL && NATS_URL)('several hubs on one PostgreSQL and one NATS'
     expect(response.statusCode).toBe(200);
     await waitFor(() => seen.length === 31);
     expect((seen[30]!.envelope.data as { version: number }).version).toBe(31);
+  });
+
+  it('retires tokens an erasure in one hub made unresolvable, though the other hub knew them', async () => {
+    const ctx = systemContext('test');
+    const customer = (id: string) => ({
+      id,
+      channelIds: [],
+      contactPoints: [
+        { type: 'email', value: 'shared.person@example.com', verified: true, primary: true },
+      ],
+      names: { given: 'Sam', family: 'Shared' },
+      consents: [],
+    });
+    type Tokenized = { contactPoints: Array<{ value: string }> };
+    const emailOf = async (hub: Hub, id: string) =>
+      (
+        (await hub.services.tokenization.prepareInbound(
+          'customer.registered.v1',
+          customer(id),
+        )) as Tokenized
+      ).contactPoints[0]!.value;
+    // The second hub stores the email's token (and remembers it); the first erases the customer.
+    const erased = await emailOf(second, 'C-MULTI-1');
+    expect(await emailOf(second, 'C-MULTI-1')).toBe(erased);
+    await first.hub.services.tokenization.erase(ctx, 'C-MULTI-1', 'GDPR request 22');
+    // A new customer with that email at the second hub gets a new token, which resolves; the
+    // erased one stays erased, seen from either hub.
+    const renewed = await emailOf(second, 'C-MULTI-2');
+    expect(renewed).not.toBe(erased);
+    expect(await emailOf(first.hub, 'C-MULTI-3')).toBe(renewed);
+    for (const hub of [first.hub, second]) {
+      const results = await hub.services.tokenization.detokenize(ctx, [erased, renewed], 'check');
+      expect(results.map((r) => (r.ok ? r.value : r.code))).toEqual([
+        'TOKEN_ERASED',
+        'shared.person@example.com',
+      ]);
+    }
   });
 });
