@@ -96,7 +96,7 @@ async function seed(hub: Hub): Promise<void> {
   await s.inventory.receive(ctx, [{ ...HOT, quantity: 100_000_000 }]);
 }
 
-const spreadKey = (i: number) => {
+export const spreadKey = (i: number) => {
   // A fixed scatter over the 100,000 SKU-locations.
   const k = (i * 7919) % (BENCH_SKUS * BENCH_LOCATIONS);
   return {
@@ -111,7 +111,7 @@ export async function reserveThroughService(
   clients: number,
   total: number,
   pick: (i: number) => { sku: string; locationId: string },
-): Promise<{ perSecond: number; latency: Summary; granted: number }> {
+): Promise<{ perSecond: number; latency: Summary; granted: number; samples: number[] }> {
   const inventory = hub.services.inventory;
   const ctx = systemContext('bench', { channel: 'web' });
   const latencies: number[] = [];
@@ -130,7 +130,7 @@ export async function reserveThroughService(
     }),
   );
   const seconds = (now() - started) / 1000;
-  return { perSecond: total / seconds, latency: summarize(latencies), granted };
+  return { perSecond: total / seconds, latency: summarize(latencies), granted, samples: latencies };
 }
 
 /** Zero oversell: reserved within on hand everywhere, and equal to the active holds. */
@@ -613,17 +613,26 @@ function floorSqlite(
   return { perSecond: total / seconds, latency: summarize(latencies), granted };
 }
 
-/** Two hub processes on one PostgreSQL, each with half the clients, reserving the hot SKU. */
-async function twoProcesses(url: string, clientsEach: number, totalEach: number) {
-  const runOne = () =>
-    new Promise<{ perSecond: number; seconds: number; granted: number }>((resolve, reject) => {
+/**
+ * Two hub processes on one PostgreSQL, each with half the clients: on the hot SKU, or spread
+ * (the two take alternate keys of the same scatter, so they do not walk it in step).
+ * Latencies are both processes' samples together.
+ */
+async function twoProcesses(
+  url: string,
+  clientsEach: number,
+  totalEach: number,
+  load: 'hot' | 'spread',
+) {
+  const runOne = (offset: number) =>
+    new Promise<{ seconds: number; granted: number; samples: number[] }>((resolve, reject) => {
       const child = spawn(
         process.execPath,
         [
           '--import',
           'tsx',
           'bench/reserve-proc.ts',
-          JSON.stringify({ url, clientsEach, totalEach }),
+          JSON.stringify({ url, clientsEach, totalEach, load, offset }),
         ],
         { stdio: ['ignore', 'pipe', 'inherit'] },
       );
@@ -633,9 +642,14 @@ async function twoProcesses(url: string, clientsEach: number, totalEach: number)
         code === 0 ? resolve(JSON.parse(out) as never) : reject(new Error(`exit ${code}`)),
       );
     });
-  const [a, b] = await Promise.all([runOne(), runOne()]);
+  const [a, b] = await Promise.all([runOne(0), runOne(1)]);
   const seconds = Math.max(a.seconds, b.seconds);
-  return { perSecond: (totalEach * 2) / seconds, granted: a.granted + b.granted };
+  const samples = [...a.samples, ...b.samples];
+  return {
+    perSecond: (totalEach * 2) / seconds,
+    latency: summarize(samples),
+    granted: a.granted + b.granted,
+  };
 }
 
 /** Reservations over HTTP from a client on its own thread, `clients` requests in flight. */
@@ -850,16 +864,19 @@ export async function inventoryBench(): Promise<string> {
     const over = await reserveOverHttp(url, secret, 64, n(20000), true);
     http.push({ shape: 'PostgreSQL', load: 'hot SKU, 64 in flight', ...over });
     await hub.close();
-    const two = await twoProcesses(dbUrl, 32, n(20000));
-    reservations.push({
-      shape: 'PostgreSQL',
-      name: 'two hub processes (32 clients each)',
-      clients: 64,
-      load: 'hot SKU',
-      perSecond: two.perSecond,
-      latency: summarize([]),
-      granted: two.granted,
-    });
+    for (const [load, kind] of [
+      ['hot SKU', 'hot'],
+      ['spread over 100,000', 'spread'],
+    ] as const) {
+      const two = await twoProcesses(dbUrl, 32, n(20000), kind);
+      reservations.push({
+        shape: 'PostgreSQL',
+        name: 'two hub processes (32 clients each)',
+        clients: 64,
+        load,
+        ...two,
+      });
+    }
     const again = await openBenchHub({ NEXUS_DATABASE_URL: dbUrl });
     await record(again, 'PostgreSQL');
     await again.close();
