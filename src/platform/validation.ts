@@ -1,8 +1,10 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import AjvDraft7Module from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import formatsModule from 'ajv-formats/dist/formats.js';
 import type { TSchema } from '@sinclair/typebox';
 import { NexusError, type FieldError } from '../model/errors.js';
+import { isCanonicalUtcDateTime } from './date-time.js';
 
 // ajv-formats ships CommonJS; under NodeNext its default import is the module object.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
@@ -10,6 +12,33 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 const AjvDraft7 = AjvDraft7Module as unknown as typeof Ajv2020;
 
 const TIME_ZONES = new Set(Intl.supportedValuesOf('timeZone').concat(['UTC', 'Etc/UTC']));
+
+/** ajv-formats' own `date-time` (RFC 3339, time zone required) and its comparison. */
+const RFC3339_DATE_TIME = (() => {
+  const format = formatsModule.fullFormats['date-time'];
+  if (typeof format !== 'object' || format instanceof RegExp || !('validate' in format)) {
+    throw new Error('ajv-formats: date-time is not a format definition');
+  }
+  const { validate, compare } = format;
+  if (typeof validate !== 'function') throw new Error('ajv-formats: date-time has no function');
+  return {
+    validate: validate as (value: string) => boolean,
+    compare: compare as ((a: string, b: string) => number | undefined) | undefined,
+  };
+})();
+
+/** The formats every Ajv of the hub knows: ajv-formats' and ours. */
+function addHubFormats(ajv: Ajv2020): void {
+  addFormats(ajv);
+  // Same verdicts as ajv-formats, the hub's own toISOString() form checked without a regex.
+  ajv.addFormat('date-time', {
+    type: 'string',
+    validate: (value: string) => isCanonicalUtcDateTime(value) || RFC3339_DATE_TIME.validate(value),
+    ...(RFC3339_DATE_TIME.compare === undefined ? {} : { compare: RFC3339_DATE_TIME.compare }),
+  });
+  ajv.addFormat('iana-time-zone', { type: 'string', validate: (v: string) => TIME_ZONES.has(v) });
+  ajv.addFormat('gtin', { type: 'string', validate: isValidGtin });
+}
 
 /** GTIN-8/12/13/14 mod-10 check digit (GS1 General Specifications, 7.9.1). */
 export function isValidGtin(value: string): boolean {
@@ -30,12 +59,10 @@ export function createAjv(options: { coerceTypes?: boolean } = {}): Ajv2020 {
     coerceTypes: options.coerceTypes ?? false,
     useDefaults: true,
   });
-  addFormats(ajv);
+  addHubFormats(ajv);
   ajv.addKeyword({ keyword: 'x-pii', schemaType: 'string' });
   // OpenAPI / TypeBox annotations that are not validation keywords.
   ajv.addVocabulary(['example', 'x-nexus-subject']);
-  ajv.addFormat('iana-time-zone', { type: 'string', validate: (v: string) => TIME_ZONES.has(v) });
-  ajv.addFormat('gtin', { type: 'string', validate: isValidGtin });
   return ajv;
 }
 
@@ -120,9 +147,7 @@ export function compileForeignSchema(
     logger: false,
   } as const;
   const ajv = legacy ? new AjvDraft7(options) : new Ajv2020(options);
-  addFormats(ajv);
-  ajv.addFormat('iana-time-zone', { type: 'string', validate: (v: string) => TIME_ZONES.has(v) });
-  ajv.addFormat('gtin', { type: 'string', validate: isValidGtin });
+  addHubFormats(ajv);
   for (const [name, referenced] of references) {
     const withId =
       typeof referenced === 'object' && referenced !== null
