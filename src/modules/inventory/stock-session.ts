@@ -26,6 +26,7 @@ import {
   type MovementRow,
   type ReservationRow,
 } from './store.js';
+import { isoTime } from '../../model/time.js';
 
 /** Why one line of a command was not applied; in all-or-nothing mode it fails the whole call. */
 export interface LineFailure {
@@ -74,8 +75,8 @@ export function toReservation(row: ReservationRow): Reservation {
     quantity: row.quantity,
     channel: row.channel as Channel,
     status: row.status as Reservation['status'],
-    createdAt: new Date(row.created_at).toISOString(),
-    updatedAt: new Date(row.updated_at).toISOString(),
+    createdAt: isoTime(row.created_at),
+    updatedAt: isoTime(row.updated_at),
   };
   if (row.market_code !== null) r.marketCode = row.market_code;
   if (row.reference_type !== null && row.reference_id !== null) {
@@ -85,7 +86,7 @@ export function toReservation(row: ReservationRow): Reservation {
     };
   }
   if (row.status_reason !== null) r.statusReason = row.status_reason;
-  if (row.expires_at !== null) r.expiresAt = new Date(row.expires_at).toISOString();
+  if (row.expires_at !== null) r.expiresAt = isoTime(row.expires_at);
   return r;
 }
 
@@ -409,7 +410,7 @@ export class StockSession {
         this.now,
       );
     }
-    const changedAt = new Date(this.now).toISOString();
+    const changedAt = isoTime(this.now);
     for (const r of [...this.created, ...this.transitions]) {
       const level = this.levels.get(itemKey(r.sku, r.location_id))!;
       this.uow.emit({

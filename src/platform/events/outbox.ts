@@ -3,6 +3,7 @@ import type { EventEnvelope } from '../../model/schemas/event.js';
 import type { Channel } from '../../model/schemas/common.js';
 import { eventSubject, type OutgoingMessage } from '../bus/bus.js';
 import type { InsertBatch } from '../db/bulk.js';
+import { isoTime } from '../../model/time.js';
 
 /** What a service says happened; the unit of work turns it into a CloudEvents envelope. */
 export interface EventDraft<T = unknown> {
@@ -31,7 +32,7 @@ export function buildEnvelope(draft: EventDraft, context: EnvelopeContext): Even
     source: context.source,
     type: draft.type,
     subject: draft.subject,
-    time: (context.now ?? new Date()).toISOString(),
+    time: context.now === undefined ? isoTime(Date.now()) : context.now.toISOString(),
     datacontenttype: 'application/json',
     dataschema: context.dataschema,
     partitionkey: draft.partitionKey ?? draft.subject,
