@@ -1483,6 +1483,8 @@ export interface ReservationQueueOptions {
 export class ReservationQueue {
   private waiting: WaitingReservation[] = [];
   private inFlight = 0;
+  /** Batches scheduled that have not taken their requests yet. */
+  private starting = 0;
   private readonly maxBatch: number;
   private readonly concurrency: number;
 
@@ -1504,17 +1506,45 @@ export class ReservationQueue {
   private pump(): void {
     while (this.inFlight < this.concurrency && this.waiting.length > 0) {
       this.inFlight++;
+      this.starting++;
       // Start on the next turn of the event loop: requests that arrive meanwhile join the
       // batch, and callers in a tight loop (SQLite answers synchronously) cannot starve I/O
       // and timers with an endless chain of promise callbacks.
       setImmediate(() => {
-        const batch = this.waiting.splice(0, this.maxBatch);
+        const share = Math.ceil(this.waiting.length / this.starting);
+        this.starting--;
+        const batch = this.takeShare(Math.min(this.maxBatch, share));
+        if (batch.length === 0) {
+          // The batches that started with this one took every request.
+          this.inFlight--;
+          return;
+        }
         void this.runBatch(batch).finally(() => {
           this.inFlight--;
           this.pump();
         });
       });
     }
+  }
+
+  /**
+   * About `size` waiting requests for a batch, whole items at a time: batches starting
+   * together split the waiting requests between them by item (D38), so on PostgreSQL they run
+   * side by side on different rows, while all of a hot item's requests still ride in one batch
+   * (its rows would make a second one wait). Arrival order holds within each item.
+   */
+  private takeShare(size: number): WaitingReservation[] {
+    if (size >= this.waiting.length) return this.waiting.splice(0, this.maxBatch);
+    const items = new Set<string>();
+    const batch: WaitingReservation[] = [];
+    const rest: WaitingReservation[] = [];
+    for (const w of this.waiting) {
+      const item = itemKey(w.line.sku, w.line.locationId);
+      if (!items.has(item) && batch.length < size) items.add(item);
+      (items.has(item) && batch.length < this.maxBatch ? batch : rest).push(w);
+    }
+    this.waiting = rest;
+    return batch;
   }
 
   private runBatch(batch: WaitingReservation[]): Promise<void> {
