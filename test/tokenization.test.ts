@@ -86,6 +86,16 @@ describe.each(shapes)('tokenization: %s', (shape) => {
     expect(r.status, r.body).toBe(200);
     return (r.json as { tokens: string[] }).tokens;
   };
+  /** Committed events whose envelope contains `text`: in the outbox, or on the stream (D29). */
+  const committed = (text: string) =>
+    t.hub.storage.db
+      .selectFrom('outbox')
+      .select('envelope')
+      .where('envelope', 'like', `%${text}%`)
+      .unionAll((db) =>
+        db.selectFrom('bus_messages').select('envelope').where('envelope', 'like', `%${text}%`),
+      )
+      .execute();
   const audit = async (query: string) => {
     const r = await t.request('GET', `/v1/tokens/audit?${query}`);
     expect(r.status, r.body).toBe(200);
@@ -401,17 +411,7 @@ describe.each(shapes)('tokenization: %s', (shape) => {
     ).toEqual([true, true, true, 'TOKEN_ERASED']);
 
     // The event: ids and counts only (in the outbox, or on the stream already: D29).
-    const rows = await t.hub.storage.db
-      .selectFrom('outbox')
-      .select('envelope')
-      .where('envelope', 'like', '%customer.erased.v1%')
-      .unionAll((db) =>
-        db
-          .selectFrom('bus_messages')
-          .select('envelope')
-          .where('envelope', 'like', '%customer.erased.v1%'),
-      )
-      .execute();
+    const rows = await committed('customer.erased.v1');
     expect(rows).toHaveLength(1);
     const envelope = JSON.parse(rows[0]!.envelope) as { subject: string; data: unknown };
     expect(envelope.subject).toBe('customer/C-ERASE');
@@ -523,14 +523,7 @@ describe.each(shapes)('tokenization: %s', (shape) => {
       },
     ]);
     expect(report).toMatchObject({ accepted: 1, rejected: [] });
-    const rows = await t.hub.storage.db
-      .selectFrom('outbox')
-      .select('envelope')
-      .where('envelope', 'like', '%"epoch-1"%')
-      .unionAll((db) =>
-        db.selectFrom('bus_messages').select('envelope').where('envelope', 'like', '%"epoch-1"%'),
-      )
-      .execute();
+    const rows = await committed('"epoch-1"');
     const email2 = (JSON.parse(rows[0]!.envelope) as { data: Tokenized }).data.contactPoints[0]!
       .value!;
     expect([email0, email1]).not.toContain(email2);
@@ -600,14 +593,7 @@ describe.each(shapes)('tokenization: %s', (shape) => {
       expect(JSON.stringify(letter.envelope)).not.toContain(clear);
 
     // The accepted event's tokens resolve: their rows committed with it.
-    const rows = await t.hub.storage.db
-      .selectFrom('outbox')
-      .select('envelope')
-      .where('envelope', 'like', '%"edge-1"%')
-      .unionAll((db) =>
-        db.selectFrom('bus_messages').select('envelope').where('envelope', 'like', '%"edge-1"%'),
-      )
-      .execute();
+    const rows = await committed('"edge-1"');
     expect(rows).toHaveLength(1);
     const published = (JSON.parse(rows[0]!.envelope) as { data: Tokenized }).data;
     expect(JSON.stringify(published)).not.toContain('edge.one');

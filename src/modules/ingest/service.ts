@@ -16,6 +16,7 @@ import {
   updateDeadLetter,
   type DeadLetterRow,
 } from './store.js';
+import { retryWhile } from '../../platform/retry.js';
 
 /** Dead letters written by this module carry this consumer name. */
 export const INGEST = 'ingest';
@@ -169,15 +170,8 @@ class TokensRetired extends Error {}
 const RETIRED_RETRIES = 8;
 
 /** Runs `attempt` again while its transaction rolled back on retired tokens. */
-async function retryingRetired<T>(attempt: () => Promise<T>): Promise<T> {
-  for (let round = 0; ; round++) {
-    try {
-      return await attempt();
-    } catch (error) {
-      if (!(error instanceof TokensRetired) || round >= RETIRED_RETRIES) throw error;
-    }
-  }
-}
+const retryingRetired = <T>(attempt: () => Promise<T>): Promise<T> =>
+  retryWhile(attempt, (error) => error instanceof TokensRetired, RETIRED_RETRIES);
 
 /** The dead letter of an event refused because its customer was erased: nothing personal. */
 function erasedEnvelope(raw: unknown, prepared: PreparedInbound): unknown {

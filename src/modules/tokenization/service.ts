@@ -62,6 +62,7 @@ import {
   type PendingToken,
   type StoredInTransaction,
 } from './writer.js';
+import { retryWhile } from '../../platform/retry.js';
 
 /** How a field class is tokenized. `mask` is irreversible and stores nothing. */
 export type TokenizationKind = 'vault' | 'convergent' | 'fpe' | 'mask';
@@ -190,15 +191,8 @@ const RETIRED_RETRIES = 8;
  * Runs `attempt` again while it fails on retired shared tokens: the writer has told the service
  * of them, so the next attempt issues the next erasure epoch's tokens.
  */
-async function reissuingRetired<T>(attempt: () => Promise<T>): Promise<T> {
-  for (let round = 0; ; round++) {
-    try {
-      return await attempt();
-    } catch (error) {
-      if (!(error instanceof RetiredTokensError) || round >= RETIRED_RETRIES) throw error;
-    }
-  }
-}
+const reissuingRetired = <T>(attempt: () => Promise<T>): Promise<T> =>
+  retryWhile(attempt, (error) => error instanceof RetiredTokensError, RETIRED_RETRIES);
 
 /** Errors the service audited itself; the HTTP layer audits any other refusal of detokenize. */
 export const auditedErrors = new WeakSet<object>();
