@@ -1009,8 +1009,13 @@ level of its own, so it carries two events.) On the hot SKU the hub's own work p
 what separates it from the floor: validating, building and serialising two events' worth of
 JSON per reservation, the reservation view and a promise per caller, serial with the write
 (all 64 callers ride in one batch); on PostgreSQL its snapshot batches save the floor's lock
-and transaction round trips (D31). The floor moves from run to run with the machine (on
-PostgreSQL hot between about 18,000/s and 24,000/s on this one), so compare within a run.
+and transaction round trips (D31), and the hub process idles about half of each batch's cycle
+waiting for the statement, which cannot start before the batch is built (pipelining the next
+batch behind it was tried and gained nothing, D38). Spread on PostgreSQL, the waiting
+reservations are split by item into two batches that run side by side (D38). With two hub
+processes on one hot SKU, each one's snapshots go stale on the other's writes and both take
+the locking path. The floor moves from run to run with the machine (on PostgreSQL hot between
+about 15,000/s and 24,000/s on this one), so compare within a run.
 Availability is sampled after the seeding's events have left the outbox.
 "hub service, NATS JetStream bus" is the production shape, the same reservations with the relay
 publishing every event to JetStream and waiting for its acknowledgement instead of moving it
