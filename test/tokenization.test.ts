@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHub } from '../src/app.js';
@@ -528,6 +529,19 @@ describe.each(shapes)('tokenization: %s', (shape) => {
       .value!;
     expect([email0, email1]).not.toContain(email2);
     expect(await revealed([email1!, email2])).toEqual(['TOKEN_ERASED', 'epoch@example.com']);
+
+    // One call for two customers, one of whom meets a token erased meanwhile: only that
+    // customer's values are issued again, and the other's vault row is written once.
+    await tokenization.erase(ctx, 'C-EPOCH-3', 'GDPR request 23');
+    const [email3, name] = await tokenize([
+      { value: 'epoch@example.com', fieldClass: 'email', customerId: 'C-MIX-1' },
+      { value: 'Mixed Name', fieldClass: 'name', customerId: 'C-MIX-2' },
+    ]);
+    expect([email0, email1, email2]).not.toContain(email3);
+    expect(await revealed([email3!, name!])).toEqual(['epoch@example.com', 'Mixed Name']);
+    const { rows: written } = await sql<{ n: number | string }>`select count(*) as n
+      from token_vault where subject = 'C-MIX-2'`.execute(t.hub.storage.db);
+    expect(Number(written[0]!.n)).toBe(1);
   });
 
   it('gives an FF1 value another epoch when its digits are held by another value of a later epoch', async () => {

@@ -401,42 +401,57 @@ export class TokenizationService implements InboundTokenizer {
     );
   }
 
-  /** Several values; each item may name its own customer. */
-  tokenizeMany(
-    items: ReadonlyArray<{ value: PersonalValue; fieldClass: FieldClass; subject?: string | null }>,
-  ): Promise<string[]> {
-    return reissuingRetired(() => this.tokenizeManyOnce(items));
-  }
-
-  private async tokenizeManyOnce(
+  /**
+   * Several values; each item may name its own customer. Each customer's tokens are written as
+   * one request; a request that met a retired token wrote nothing, and only its items are
+   * issued again (the others' rows stay as written).
+   */
+  async tokenizeMany(
     items: ReadonlyArray<{ value: PersonalValue; fieldClass: FieldClass; subject?: string | null }>,
   ): Promise<string[]> {
     this.maybeRefreshKeys();
-    const bySubject = new Map<string | null, PendingToken[]>();
-    const errors: FieldError[] = [];
-    const tokens = items.map((item, index) => {
-      try {
-        const pending = this.issue(item.value, item.fieldClass, this.kindOf(item.fieldClass));
-        if (typeof pending === 'string') return pending;
-        const subject = item.subject ?? null;
-        const list = bySubject.get(subject) ?? [];
-        list.push(pending);
-        bySubject.set(subject, list);
-        return pending.token;
-      } catch (error) {
-        errors.push({ pointer: `/items/${index}/value`, detail: inputProblem(error) });
-        return '';
+    const tokens = new Array<string>(items.length);
+    let todo = items.map((_, index) => index);
+    for (let round = 0; ; round++) {
+      const bySubject = new Map<string | null, { pending: PendingToken[]; indexes: number[] }>();
+      const errors: FieldError[] = [];
+      for (const index of todo) {
+        const item = items[index]!;
+        try {
+          const issued = this.issue(item.value, item.fieldClass, this.kindOf(item.fieldClass));
+          if (typeof issued === 'string') {
+            tokens[index] = issued;
+            continue;
+          }
+          const subject = item.subject ?? null;
+          const group = bySubject.get(subject) ?? { pending: [], indexes: [] };
+          group.pending.push(issued);
+          group.indexes.push(index);
+          bySubject.set(subject, group);
+          tokens[index] = issued.token;
+        } catch (error) {
+          errors.push({ pointer: `/items/${index}/value`, detail: inputProblem(error) });
+        }
       }
-    });
-    if (errors.length > 0) {
-      throw new NexusError('VALIDATION_FAILED', `${errors[0]!.pointer} ${errors[0]!.detail}`, {
-        errors,
+      if (errors.length > 0) {
+        throw new NexusError('VALIDATION_FAILED', `${errors[0]!.pointer} ${errors[0]!.detail}`, {
+          errors,
+        });
+      }
+      const groups = [...bySubject];
+      const outcomes = await Promise.allSettled(
+        groups.map(([subject, group]) => this.writer.write(group.pending, subject)),
+      );
+      const again: number[] = [];
+      outcomes.forEach((outcome, k) => {
+        if (outcome.status === 'fulfilled') return;
+        const retry = outcome.reason instanceof RetiredTokensError && round < RETIRED_RETRIES;
+        if (!retry) throw outcome.reason;
+        again.push(...groups[k]![1].indexes);
       });
+      if (again.length === 0) return tokens;
+      todo = again;
     }
-    await Promise.all(
-      [...bySubject].map(([subject, pending]) => this.writer.write(pending, subject)),
-    );
-    return tokens;
   }
 
   /**
