@@ -31,6 +31,8 @@ interface Run {
   perSecond: number;
   latency: Summary;
   granted: number;
+  /** Hub runs: stock rows oversold or out of step with their holds, checked after the run. */
+  oversold?: number;
 }
 
 /** 50 stores, 2,000 SKUs with 1,000 units at every store, and a hot SKU with plenty. */
@@ -779,7 +781,14 @@ export async function inventoryBench(): Promise<string> {
       [64, 'spread over 100,000', spreadKey, n(60000)],
     ] as const) {
       const r = await reserveThroughService(hub, clients, total, pick);
-      reservations.push({ shape: 'SQLite', name: 'hub service', clients, load, ...r });
+      reservations.push({
+        shape: 'SQLite',
+        name: 'hub service',
+        clients,
+        load,
+        ...r,
+        oversold: await oversold(hub),
+      });
     }
     await record(hub, 'SQLite');
     const url = await hub.listen();
@@ -829,7 +838,14 @@ export async function inventoryBench(): Promise<string> {
       [64, 'spread over 100,000', spreadKey, n(40000)],
     ] as const) {
       const r = await reserveThroughService(hub, clients, total, pick);
-      reservations.push({ shape: 'PostgreSQL', name: 'hub service', clients, load, ...r });
+      reservations.push({
+        shape: 'PostgreSQL',
+        name: 'hub service',
+        clients,
+        load,
+        ...r,
+        oversold: await oversold(hub),
+      });
     }
     await rawTables(hub);
     for (const [clients, load, pick, total] of [
@@ -869,13 +885,16 @@ export async function inventoryBench(): Promise<string> {
       ['spread over 100,000', 'spread'],
     ] as const) {
       const two = await twoProcesses(dbUrl, 32, n(20000), kind);
+      const check = await openBenchHub({ NEXUS_DATABASE_URL: dbUrl });
       reservations.push({
         shape: 'PostgreSQL',
         name: 'two hub processes (32 clients each)',
         clients: 64,
         load,
         ...two,
+        oversold: await oversold(check),
       });
+      await check.close();
     }
     const again = await openBenchHub({ NEXUS_DATABASE_URL: dbUrl });
     await record(again, 'PostgreSQL');
@@ -915,6 +934,7 @@ export async function inventoryBench(): Promise<string> {
       clients: 64,
       load: 'hot SKU',
       ...relayed,
+      oversold: await oversold(hub),
     });
     await hub.close();
     const { connect } = await import('@nats-io/transport-node');
@@ -963,7 +983,8 @@ item) with one multi-row INSERT of the reservation rows and one of the events (e
 reservation's, and one level change per item changed, as the hub writes), and nothing else: no
 validation, a fixed event text, no relay or stream: four round trips per batch, the locking
 design's floor (the hub's snapshot batches take one). "of floor" is the hub's rate as a share
-of it.
+of it. "oversold" is checked after each hub run: stock rows whose reserved exceeds on hand or
+differs from the sum of their active holds (0 is the only right answer).
 
 ${table(
   [
@@ -976,6 +997,7 @@ ${table(
     'p99 ms',
     'x raw',
     'of floor',
+    'oversold',
     'target',
   ],
   [...reservations, ...raw, ...floors].map((r) => {
@@ -994,6 +1016,7 @@ ${table(
       hub && floor && r.clients === 64
         ? `${Math.round((100 * r.perSecond) / floor.perSecond)}%`
         : '',
+      r.oversold ?? '',
       target(r),
     ];
   }),
