@@ -65,7 +65,7 @@ export interface StoredInbound {
    * in memory). When not empty the ingest rolls back and tokenizes again; the tokenizer now
    * issues other tokens for those values.
    */
-  readonly retired: { readonly size: number };
+  readonly retired: ReadonlyMap<string, number>;
   /** Called after the ingest transaction committed. */
   committed(): void;
 }
