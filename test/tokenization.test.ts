@@ -544,6 +544,35 @@ describe.each(shapes)('tokenization: %s', (shape) => {
     expect(Number(written[0]!.n)).toBe(1);
   });
 
+  it('finds the current epoch of a value erased many times, in a process that never met it', async () => {
+    // A shared value (a store's placeholder phone number, say) erased with customer after
+    // customer: each erasure retires the token of the epoch then current.
+    const tokenization = t.hub.services.tokenization;
+    const ctx = systemContext('test');
+    const erased: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const [token] = await tokenize([
+        { value: '+49 30 0000000', fieldClass: 'phone', customerId: `C-SHARED-${i}` },
+      ]);
+      erased.push(token!);
+      await tokenization.erase(ctx, `C-SHARED-${i}`, `GDPR request ${100 + i}`);
+    }
+    expect(new Set(erased).size).toBe(12);
+    // Another hub process on the same database learns the retired epochs as it meets them.
+    const other = await createHub(t.hub.config, { logger: createLogger({ level: 'silent' }) });
+    try {
+      const fresh = await other.services.tokenization.tokenize('+49 30 0000000', 'phone', 'C-NEXT');
+      expect(erased).not.toContain(fresh);
+      const again = (await other.services.tokenization.prepareInbound('customer.registered.v1', {
+        ...customer('C-NEXT-2', 'next.two@example.com'),
+        contactPoints: [{ type: 'phone', value: '+49300000000', verified: false, primary: true }],
+      })) as Tokenized;
+      expect(again.contactPoints[0]!.value).toBe(fresh);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('gives an FF1 value another epoch when its digits are held by another value of a later epoch', async () => {
     // FF1 under two epochs' keys is two permutations of the same digits: the value whose epoch-0
     // digits are another value's epoch-1 digits exists. The row of the token says whose it is.

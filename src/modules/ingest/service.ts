@@ -166,8 +166,8 @@ const NOTHING_STORED: StoredInbound = {
 
 /** Thrown inside an ingest transaction to roll it back and tokenize again (StoredInbound). */
 class TokensRetired extends Error {}
-/** Times an ingest tokenizes again after meeting retired tokens. */
-const RETIRED_RETRIES = 8;
+/** Times an ingest tokenizes again after meeting retired tokens (each time it learnt more). */
+const RETIRED_RETRIES = 64;
 
 /** Runs `attempt` again while its transaction rolled back on retired tokens. */
 const retryingRetired = <T>(attempt: () => Promise<T>): Promise<T> =>

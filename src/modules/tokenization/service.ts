@@ -184,8 +184,12 @@ const FPE_CLASSES: ReadonlySet<FieldClass> = new Set(['card', 'phone']);
 const KEY_REFRESH_MS = 10_000;
 /** Retired shared tokens a process remembers (it learns them again when it meets them). */
 const MAX_RETIRED = 100_000;
-/** Times a tokenization issues its tokens again after meeting retired ones. */
-const RETIRED_RETRIES = 8;
+/**
+ * Times a tokenization issues its tokens again after meeting retired ones. Each time it has
+ * learnt at least one more (with the writer's look-ahead, up to 32 epochs of a value), so this
+ * only bounds a fault.
+ */
+const RETIRED_RETRIES = 64;
 
 /**
  * Runs `attempt` again while it fails on retired shared tokens: the writer has told the service
@@ -274,6 +278,8 @@ export class TokenizationService implements InboundTokenizer {
    * the erasure epoch whose value holds the (FF1) token.
    */
   private readonly retired = new Map<string, number>();
+  /** Values that moved past erasure epoch 0: their epoch-0 token -> the epoch they are at. */
+  private readonly epochs = new Map<string, number>();
 
   private constructor(
     private readonly deps: TokenizationDeps,
@@ -288,6 +294,7 @@ export class TokenizationService implements InboundTokenizer {
       storage: deps.storage,
       now: this.now,
       onRetired: (tokens) => this.retire(tokens),
+      successors: (pending, count) => this.successors(pending, count),
       encrypt: (pending) => {
         const fieldClass = pending.fieldClass as FieldClass;
         const value = pending.value ?? '';
@@ -1093,13 +1100,7 @@ export class TokenizationService implements InboundTokenizer {
         };
       case 'convergent': {
         const version = keys.deterministicVersion;
-        const text = valueText(value);
-        // A retired token is never issued again: the value moves to the next erasure epoch.
-        let epoch = 0;
-        let token = keys.convergent.token(text, fieldClass, version);
-        while (!this.issuable(token, epoch)) {
-          token = keys.convergent.token(text, fieldClass, version, ++epoch);
-        }
+        const { token, epoch } = this.currentToken('convergent', valueText(value), fieldClass);
         return { token, kind: 'convergent', fieldClass, value, keyVersion: version, epoch };
       }
       case 'fpe': {
@@ -1111,16 +1112,7 @@ export class TokenizationService implements InboundTokenizer {
         }
         const digits = normalized.replace(/^\+/, '');
         const version = keys.deterministicVersion;
-        const tokenOf = (epoch: number) =>
-          formatToken({
-            kind: 'fpe',
-            keyVersion: version,
-            fieldClass,
-            body: keys.ff1(version, fieldClass, epoch).encrypt(digits, `nexus/${fieldClass}`),
-          });
-        let epoch = 0;
-        let token = tokenOf(epoch);
-        while (!this.issuable(token, epoch)) token = tokenOf(++epoch);
+        const { token, epoch } = this.currentToken('fpe', digits, fieldClass);
         return { token, kind: 'fpe', fieldClass, value: null, keyVersion: version, epoch };
       }
     }
@@ -1150,8 +1142,74 @@ export class TokenizationService implements InboundTokenizer {
 
   /** Shared tokens the writer found erased (or held by another epoch): not issued again. */
   private retire(tokens: ReadonlyMap<string, number>): void {
-    if (this.retired.size + tokens.size > MAX_RETIRED) this.retired.clear();
+    if (this.retired.size + tokens.size > MAX_RETIRED) {
+      this.retired.clear();
+      this.epochs.clear();
+    }
     for (const [token, holder] of tokens) this.retired.set(token, holder);
+  }
+
+  /** A convergent token of `text`, or an FF1 token of `digits`, under erasure epoch `epoch`. */
+  private sharedToken(
+    kind: 'convergent' | 'fpe',
+    source: string,
+    fieldClass: FieldClass,
+    epoch: number,
+  ): string {
+    const keys = this.keys;
+    const version = keys.deterministicVersion;
+    if (kind === 'convergent') return keys.convergent.token(source, fieldClass, version, epoch);
+    const body = keys.ff1(version, fieldClass, epoch).encrypt(source, `nexus/${fieldClass}`);
+    return formatToken({ kind: 'fpe', keyVersion: version, fieldClass, body });
+  }
+
+  /**
+   * The value's token under the first erasure epoch not retired (D26): a retired token is never
+   * issued again. A value that has moved on is remembered by its epoch-0 token, so its known
+   * epochs are not walked on every call.
+   */
+  private currentToken(
+    kind: 'convergent' | 'fpe',
+    source: string,
+    fieldClass: FieldClass,
+  ): { token: string; epoch: number } {
+    const origin = this.sharedToken(kind, source, fieldClass, 0);
+    let epoch = this.epochs.get(origin) ?? 0;
+    let token = epoch === 0 ? origin : this.sharedToken(kind, source, fieldClass, epoch);
+    while (!this.issuable(token, epoch)) {
+      token = this.sharedToken(kind, source, fieldClass, ++epoch);
+    }
+    if (epoch > 0) this.epochs.set(origin, epoch);
+    return { token, epoch };
+  }
+
+  /**
+   * The tokens `pending`'s value would get under the next `count` erasure epochs, for the
+   * writer to look them up with the retired one (a value erased many times then takes one
+   * round, not one per epoch). Empty when they cannot be derived.
+   */
+  private successors(pending: PendingToken, count: number): PendingToken[] {
+    const kind = pending.kind;
+    if (kind === 'vault') return [];
+    const fieldClass = pending.fieldClass as FieldClass;
+    try {
+      const source =
+        kind === 'convergent'
+          ? valueText(pending.value ?? '')
+          : this.keys
+              .ff1(pending.keyVersion, fieldClass, pending.epoch)
+              .decrypt(parseToken(pending.token).body, `nexus/${fieldClass}`);
+      return Array.from({ length: count }, (_, i) => {
+        const epoch = pending.epoch + 1 + i;
+        return {
+          ...pending,
+          token: this.sharedToken(kind, source, fieldClass, epoch),
+          epoch,
+        };
+      });
+    } catch {
+      return [];
+    }
   }
 
   /** Whether `token`, made under erasure epoch `epoch`, may be issued. */

@@ -84,7 +84,12 @@ export interface VaultWriterOptions {
   maxBatch?: number;
   /** Told of shared tokens that may not be issued, before the requests holding them fail. */
   onRetired?: (tokens: ReadonlyMap<string, number>) => void;
+  /** A retired token's value under the next `count` erasure epochs, looked up with it. */
+  successors?: (pending: PendingToken, count: number) => PendingToken[];
 }
+
+/** Erasure epochs looked up beyond a retired one, in the same statement's transaction. */
+const LOOKAHEAD = 32;
 
 /**
  * How long a subject-less tokenization of already stored shared tokens may trust this
@@ -274,6 +279,22 @@ export class VaultWriter {
         ? await findRetired(trx, [...unchecked.values()])
         : new Map<string, number>();
     for (const [token, epoch] of twins) if (!retired.has(token)) retired.set(token, epoch);
+    // A value erased many times has many retired epochs: the next ones are looked up now, so a
+    // process that never met them learns them in one round instead of one per epoch.
+    if (retired.size > 0 && this.options.successors) {
+      const ahead: PendingToken[] = [];
+      for (const pending of unchecked.values()) {
+        const holder = retired.get(pending.token);
+        if (holder !== undefined && holder !== pending.epoch) {
+          ahead.push(...this.options.successors(pending, LOOKAHEAD));
+        }
+      }
+      if (ahead.length > 0) {
+        for (const [token, holder] of await findRetired(trx, ahead)) {
+          if (!retired.has(token)) retired.set(token, holder);
+        }
+      }
+    }
     const skipped = new Set<WriteRequest>();
     if (retired.size > 0) {
       this.options.onRetired?.(retired);
