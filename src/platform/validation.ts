@@ -14,7 +14,7 @@ const AjvDraft7 = AjvDraft7Module as unknown as typeof Ajv2020;
 const TIME_ZONES = new Set(Intl.supportedValuesOf('timeZone').concat(['UTC', 'Etc/UTC']));
 
 /** ajv-formats' own `date-time` (RFC 3339, time zone required) and its comparison. */
-const RFC3339_DATE_TIME = (() => {
+export const RFC3339_DATE_TIME = (() => {
   const format = formatsModule.fullFormats['date-time'];
   if (typeof format !== 'object' || format instanceof RegExp || !('validate' in format)) {
     throw new Error('ajv-formats: date-time is not a format definition');

@@ -149,9 +149,7 @@ export class ConvergentTokenizer {
     const name = `${version}/${fieldClass}/${epoch}`;
     let key = this.epochKeys.get(name);
     if (key === undefined) {
-      const raw = this.keys.convergentKey(version, fieldClass, epoch);
-      key = createSecretKey(raw);
-      raw.fill(0);
+      key = secretKey(this.keys.convergentKey(version, fieldClass, epoch));
       this.epochKeys.set(name, key);
     }
     return key;
@@ -165,11 +163,16 @@ export class ConvergentTokenizer {
     }
     let key = byClass.get(fieldClass);
     if (key === undefined) {
-      const raw = this.keys.convergentKey(version, fieldClass);
-      key = createSecretKey(raw);
-      raw.fill(0); // the KeyObject holds its own copy
+      key = secretKey(this.keys.convergentKey(version, fieldClass));
       byClass.set(fieldClass, key);
     }
     return key;
   }
+}
+
+/** A KeyObject of derived key bytes; the bytes are wiped (the KeyObject holds its own copy). */
+function secretKey(raw: Buffer): KeyObject {
+  const key = createSecretKey(raw);
+  raw.fill(0);
+  return key;
 }
