@@ -103,8 +103,7 @@ export function openSqlite(options: SqliteOptions): Storage {
       .catch(() => undefined)
       .finally(() => (truncating = false));
   });
-  // One process owns the file, so leadership is an in-process flag per name.
-  const held = new Set<string>();
+  const leaders = new LeaderLocks(file);
 
   return {
     dialect: 'sqlite',
@@ -115,24 +114,78 @@ export function openSqlite(options: SqliteOptions): Storage {
       raw.prepare('select 1').get();
       return Promise.resolve();
     },
-    tryLeadership(name: string): Promise<Leadership | null> {
-      if (held.has(name)) return Promise.resolve(null);
-      held.add(name);
-      let resolveLost!: () => void;
-      const lost = new Promise<void>((r) => (resolveLost = r));
-      return Promise.resolve({
-        lost,
-        release() {
-          held.delete(name);
-          resolveLost();
-          return Promise.resolve();
-        },
-      });
-    },
+    tryLeadership: (name: string) => Promise.resolve(leaders.claim(name)),
     onOutboxSignal: () => () => undefined,
     async close() {
+      leaders.releaseAll();
       await checkpointer?.terminate();
       await db.destroy();
     },
   };
+}
+
+/**
+ * Leadership across every process that opens the database file (two hub processes on one
+ * embedded file must not both run the relay or a consumer group). Each name is an exclusive
+ * SQLite transaction held open on a lock file beside the database (`<file>-lock-<name>`):
+ * SQLite's own file locks, which the operating system drops when the process dies, so a
+ * crashed holder hands over at the next claim with no lease to expire and no heartbeat
+ * writes, as PostgreSQL's session advisory locks do. Claims never wait (busy timeout 0).
+ * A throwaway ':memory:' database is this process's alone: an in-process flag is enough.
+ */
+class LeaderLocks {
+  private readonly held = new Map<
+    string,
+    { lock: BetterSqlite3.Database | null; lost: () => void }
+  >();
+
+  constructor(private readonly file: string) {}
+
+  claim(name: string): Leadership | null {
+    if (this.held.has(name)) return null;
+    let lock: BetterSqlite3.Database | null = null;
+    if (this.file !== ':memory:') {
+      lock = new BetterSqlite3(lockFileOf(this.file, name), { timeout: 0 });
+      try {
+        lock.exec('begin exclusive');
+      } catch (error) {
+        lock.close();
+        if (isBusy(error)) return null;
+        throw error;
+      }
+    }
+    let resolveLost!: () => void;
+    const lost = new Promise<void>((r) => (resolveLost = r));
+    this.held.set(name, { lock, lost: resolveLost });
+    return {
+      lost,
+      release: () => {
+        this.release(name);
+        return Promise.resolve();
+      },
+    };
+  }
+
+  releaseAll(): void {
+    for (const name of [...this.held.keys()]) this.release(name);
+  }
+
+  private release(name: string): void {
+    const entry = this.held.get(name);
+    if (!entry) return;
+    this.held.delete(name);
+    // Closing the connection ends its transaction and drops the file lock.
+    entry.lock?.close();
+    entry.lost();
+  }
+}
+
+/** `<file>-lock-<name>`, the name reduced to characters safe in a file name. */
+export function lockFileOf(file: string, name: string): string {
+  return `${file}-lock-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
 }
