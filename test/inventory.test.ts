@@ -53,12 +53,13 @@ interface Bulk<R = unknown> {
     index: number;
     status: 'applied' | 'failed';
     code?: string;
+    detail?: string;
     available?: number;
     result?: R;
   }>;
 }
 
-const SKUS = ['INV-A', 'INV-B', 'INV-C', 'INV-HOT', 'INV-SNAP', 'INV-ID', 'INV-ID2'];
+const SKUS = ['INV-A', 'INV-B', 'INV-C', 'INV-HOT', 'INV-SNAP', 'INV-ID', 'INV-ID2', 'INV-XFER'];
 
 describe.each(hubShapes)('inventory: %s', (shape) => {
   let t: TestHub;
@@ -229,6 +230,23 @@ describe.each(hubShapes)('inventory: %s', (shape) => {
       expect(same.status).toBe(400);
       expect((same.json as Problem).errors![0]!.pointer).toBe('/lines/0/toLocationId');
       expect(await levelOf('INV-A', 'S1')).toEqual(before);
+    });
+
+    it('fails only the same-location line of a per-line transfer', async () => {
+      await post('/v1/inventory/receipts', {
+        lines: [{ sku: 'INV-XFER', locationId: 'S1', quantity: 5 }],
+      });
+      const r = await post<Bulk>('/v1/inventory/transfers', {
+        mode: 'per-line',
+        lines: [
+          { sku: 'INV-XFER', fromLocationId: 'S1', toLocationId: 'S1', quantity: 1 },
+          { sku: 'INV-XFER', fromLocationId: 'S1', toLocationId: 'S2', quantity: 2 },
+        ],
+      });
+      expect(r.applied).toBe(1);
+      expect(r.results.map((x) => x.code ?? x.status)).toEqual(['VALIDATION_FAILED', 'applied']);
+      expect(r.results[0]!.detail).toBe('toLocationId must differ from fromLocationId');
+      expect((await levelOf('INV-XFER', 'S1'))!.onHand).toBe(3);
     });
 
     it('applies per line when asked, with a result for each line', async () => {

@@ -405,7 +405,9 @@ export class InventoryService {
   transfer(ctx: Context, lines: TransferLine[], mode: Mode = 'all-or-nothing', bulk = true) {
     this.check(TransferLine, lines, bulk);
     const same = lines.findIndex((l) => l.fromLocationId === l.toLocationId);
-    if (same >= 0) {
+    // All or nothing, such a line fails the call before anything is read; per line it fails
+    // alone (in apply) and the other lines still apply.
+    if (same >= 0 && mode === 'all-or-nothing') {
       const pointer = bulk ? `/lines/${same}/toLocationId` : '/toLocationId';
       throw new NexusError('VALIDATION_FAILED', `${pointer} must differ from fromLocationId`, {
         errors: [{ pointer, detail: 'must differ from fromLocationId' }],
@@ -420,6 +422,8 @@ export class InventoryService {
       ],
       create: true,
       apply: (s, l) => {
+        if (l.fromLocationId === l.toLocationId)
+          return failure('VALIDATION_FAILED', 'toLocationId must differ from fromLocationId');
         const id = uuidv7();
         const level = s.level(l.sku, l.fromLocationId)!;
         const moved = s.move(level, {
