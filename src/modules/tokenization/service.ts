@@ -1072,13 +1072,16 @@ export class TokenizationService implements InboundTokenizer {
     return parts !== null && parts.fieldClass === fieldClass;
   }
 
-  /** Computes a token in memory: the row to write (holding the token), or a mask (a string). */
   /** Writes audit rows and counts them. */
   private async appendAudit(executor: Executor, rows: readonly NewAuditRow[]): Promise<void> {
     await appendAudit(executor, rows);
     for (const r of rows) this.deps.metrics?.audited(r.action, r.outcome, r.code);
   }
 
+  /**
+   * Computes a token in memory: the row to write (holding the token), or a mask (a string).
+   * Counted here, when issued: a value issued again after meeting a retired token counts twice.
+   */
   private issue(
     value: PersonalValue,
     fieldClass: FieldClass,
