@@ -1,7 +1,13 @@
 import { createServer, connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
 import type { Delivery, OutgoingMessage } from './bus.js';
 import {
   durableName,
@@ -233,7 +239,12 @@ describe.skipIf(!NATS_URL)('NATS JetStream bus adapter', () => {
     const durable = durableName('crash.group');
     // 3 is in the handler, 4..6 were pulled ahead: all handed out, none acknowledged.
     await waitFor(() => before.length === 3);
-    const pending = await jsm.consumers.info(STREAM, durable);
+    // 1 and 2 are acknowledged together, a moment after they were consumed (D41).
+    let pending = await jsm.consumers.info(STREAM, durable);
+    for (let i = 0; i < 100 && pending.num_ack_pending > 4; i++) {
+      await sleep(10);
+      pending = await jsm.consumers.info(STREAM, durable);
+    }
     expect(pending.num_ack_pending).toBe(4);
     expect(pending.ack_floor.stream_seq).toBeLessThan(pending.delivered.stream_seq);
     await crashed.abort();
@@ -320,6 +331,60 @@ describe.skipIf(!NATS_URL)('NATS JetStream bus adapter', () => {
     expect(second.seen.map(dataN)).toEqual([4, 5]);
     const info = await jsm.consumers.info(STREAM, 'refilter');
     expect(info.config.filter_subject).toBe(`${PREFIX}.RF.>`);
+  });
+
+  it('acknowledges a run of consumed messages together, and all of them', async () => {
+    const bus = await open();
+    const durable = durableName('runs');
+    // Core NATS sees the acknowledgements on their subjects, as the server receives them.
+    const acks = nc.subscribe(`$JS.ACK.${STREAM}.${durable}.>`);
+    let ackCount = 0;
+    void (async () => {
+      for await (const _ of acks) ackCount++;
+    })();
+    await bus.publish(Array.from({ length: 300 }, (_, i) => message('RUN', i + 1)));
+    const { seen, sub } = await collect(bus, 'runs', 'nexus.evt.RUN.>');
+    await waitFor(() => seen.length === 300);
+    let info = await jsm.consumers.info(STREAM, durable);
+    for (let i = 0; i < 100 && info.num_ack_pending > 0; i++) {
+      await sleep(10);
+      info = await jsm.consumers.info(STREAM, durable);
+    }
+    await sub.stop();
+    acks.unsubscribe();
+    expect(seen.map(dataN)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    expect(info.num_ack_pending).toBe(0);
+    expect(info.ack_floor.stream_seq).toBe(seen[299]!.streamSeq);
+    expect(info.config.ack_policy).toBe(AckPolicy.All);
+    // One per message before D41; now one per run (at most a quarter of max_ack_pending).
+    expect(ackCount).toBeGreaterThan(0);
+    expect(ackCount).toBeLessThan(30);
+  });
+
+  it('takes over a group made with one acknowledgement per message at its position', async () => {
+    const bus = await open();
+    await bus.publish([1, 2, 3, 4].map((n) => message('OLD', n)));
+    const durable = durableName('older');
+    // As an earlier version left it: explicit acknowledgements, 1 and 2 consumed.
+    await jsm.consumers.add(STREAM, {
+      durable_name: durable,
+      ack_policy: AckPolicy.Explicit,
+      filter_subject: `${PREFIX}.OLD.>`,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const older = await jetstream(nc).consumers.get(STREAM, durable);
+    for (const n of [1, 2]) {
+      const m = await older.next();
+      expect(m && (JSON.parse(m.string()) as { data: { n: number } }).data.n).toBe(n);
+      await m!.ackAck();
+    }
+    const { seen, sub } = await collect(bus, 'older', 'nexus.evt.OLD.>');
+    await waitFor(() => seen.length >= 2);
+    await sleep(200);
+    await sub.stop();
+    expect(seen.map(dataN)).toEqual([3, 4]);
+    const info = await jsm.consumers.info(STREAM, durable);
+    expect(info.config.ack_policy).toBe(AckPolicy.All);
   });
 
   it('updates the settings of an existing stream instead of failing', async () => {

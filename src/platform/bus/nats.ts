@@ -73,6 +73,8 @@ const DEFAULT_MAX_AGE_MS = 7 * 24 * 3600_000;
 const DEFAULT_ACK_WAIT_MS = 30_000;
 const PING_TIMEOUT_MS = 2_000;
 const ACK_TIMEOUT_MS = 5_000;
+/** Longest a consumed message waits for the acknowledgement that covers it (D41). */
+const ACK_DELAY_MS = 20;
 /** A wire token no event subject has (market codes are upper-case letters). */
 const NO_MATCH_TOKEN = '_nexus_no_match_';
 
@@ -489,7 +491,9 @@ async function ensureStream(
 function consumerConfig(settings: Settings, spec: ConsumerSpec): Partial<ConsumerConfig> {
   return {
     durable_name: spec.durable,
-    ack_policy: AckPolicy.Explicit,
+    // Acknowledging a message acknowledges every one before it: a group consumes in stream
+    // order, so one acknowledgement per run of messages says as much as one each (D41).
+    ack_policy: AckPolicy.All,
     filter_subject: spec.filter,
     ack_wait: nanos(settings.ackWaitMs),
     max_deliver: -1,
@@ -534,7 +538,7 @@ async function ensureConsumer(
   const matches =
     config.filter_subject === spec.filter &&
     !config.deliver_subject &&
-    config.ack_policy === AckPolicy.Explicit &&
+    config.ack_policy === AckPolicy.All &&
     config.max_deliver === base.max_deliver &&
     config.ack_wait === base.ack_wait &&
     config.max_ack_pending === base.max_ack_pending;
@@ -686,18 +690,32 @@ class NatsSubscription implements Subscription {
     );
     keepAlive.unref();
 
-    // A consumed message is acknowledged plainly when the next one is taken up, and with a
-    // confirmation when the queue runs dry or the session ends: a confirmed acknowledgement is
-    // a request (a reply subscription and two Error objects in the client), and under load one
-    // per message cost more than the handlers. The server processes a connection's
-    // acknowledgements in order, so the confirmed one vouches for those before it.
+    // Consumed messages are acknowledged together (the consumer acknowledges all up to the one
+    // acknowledged, D41): plainly ACK_DELAY_MS after the first of them was consumed, or once a
+    // quarter of max_ack_pending are waiting, and with a confirmation when the queue runs dry
+    // or the session ends. One acknowledgement per message was a write to the socket each,
+    // and under load cost more than the handlers; a confirmed one is a request (a reply
+    // subscription and two Error objects in the client). The server processes a connection's
+    // acknowledgements in order, so the confirmed one vouches for those before it. A crash
+    // offers again at most what was consumed in the last ACK_DELAY_MS (the inbox drops it).
+    const ackEvery = Math.max(1, Math.floor(settings.batchSize / 4));
     let consumedLast: JsMsg | undefined;
+    let unacknowledged = 0;
+    let ackTimer: NodeJS.Timeout | undefined;
     const acknowledge = (confirm: boolean) => {
+      clearTimeout(ackTimer);
+      ackTimer = undefined;
       const m = consumedLast;
       consumedLast = undefined;
+      unacknowledged = 0;
       if (!m) return;
       if (confirm) lastAck = this.#ack(m);
       else quietly(() => m.ack());
+    };
+    const consumed = (m: JsMsg) => {
+      consumedLast = m;
+      if (++unacknowledged >= ackEvery) acknowledge(false);
+      else ackTimer ??= setTimeout(() => acknowledge(false), ACK_DELAY_MS);
     };
     try {
       for (;;) {
@@ -709,18 +727,17 @@ class NatsSubscription implements Subscription {
           await this.#queueWaker.wait();
           continue;
         }
-        acknowledge(false);
         if (m.seq <= this.#lastDone) {
           // A second copy of a message this subscription already consumed.
-          consumedLast = m;
+          consumed(m);
           continue;
         }
         inFlight = m;
-        const consumed = await this.#deliver(m);
+        const done = await this.#deliver(m);
         inFlight = undefined;
-        if (!consumed) break;
+        if (!done) break;
         this.#lastDone = m.seq;
-        consumedLast = m;
+        consumed(m);
       }
     } finally {
       acknowledge(!this.bus.aborted() && epoch === this.bus.epoch());
