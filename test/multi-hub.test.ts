@@ -105,4 +105,33 @@ describe.runIf(PG_URL && NATS_URL)('several hubs on one PostgreSQL and one NATS'
       ]);
     }
   });
+
+  it('stops handing out an erased token at once, even where a call names no customer', async () => {
+    const value = 'quick.erasure@example.com';
+    const registered = {
+      id: 'C-MULTI-Q',
+      channelIds: [],
+      contactPoints: [{ type: 'email', value, verified: true, primary: true }],
+      names: { given: 'Quinn', family: 'Quick' },
+      consents: [],
+    };
+    const ctx = systemContext('test');
+    // The second hub stores the email for the customer and then hands the token out to a call
+    // without a customer from memory: within a second of its last look at the database it
+    // does not ask again (D26).
+    await second.services.tokenization.prepareInbound('customer.registered.v1', registered);
+    const erased = await second.services.tokenization.tokenize(value, 'email');
+    expect(await second.services.tokenization.tokenize(value, 'email')).toBe(erased);
+    await first.hub.services.tokenization.erase(ctx, 'C-MULTI-Q', 'GDPR request 23');
+    const erasedAt = Date.now();
+    // The erasure's signal reaches the second hub in milliseconds, well inside that second.
+    let token = await second.services.tokenization.tokenize(value, 'email');
+    while (token === erased && Date.now() - erasedAt < 300) {
+      await new Promise((r) => setTimeout(r, 5));
+      token = await second.services.tokenization.tokenize(value, 'email');
+    }
+    expect(token).not.toBe(erased);
+    const [check] = await second.services.tokenization.detokenize(ctx, [token], 'check');
+    expect(check?.ok && check.value).toBe(value);
+  });
 });

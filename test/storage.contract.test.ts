@@ -172,6 +172,54 @@ describe.each(storageTargets)('leadership across processes: $name', (target) => 
   });
 });
 
+describe.each(storageTargets)('signals between processes: $name', (target) => {
+  it('tells the other processes of a commit that signalled, and nothing of a rollback', async () => {
+    const opened = await target.open();
+    const other =
+      target.name === 'sqlite'
+        ? openSqlite({ file: opened.where })
+        : openPostgres({ url: opened.where });
+    try {
+      let heard = 0;
+      const stop = other.onSignal('erasure', () => heard++);
+      const signalled = () =>
+        opened.storage.transaction((trx) => opened.storage.signal(trx, 'erasure'));
+      if (target.name === 'sqlite') {
+        // Nothing crosses processes on SQLite: signalling is a no-op, and nobody hears it.
+        await signalled();
+        await new Promise((r) => setTimeout(r, 100));
+        expect(heard).toBe(0);
+        stop();
+        return;
+      }
+      // The listening session starts with the first listener: signal until it hears one.
+      for (let i = 0; i < 100 && heard === 0; i++) {
+        await signalled();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(heard).toBeGreaterThan(0);
+      const before = heard;
+      await signalled();
+      for (let i = 0; i < 100 && heard === before; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(heard).toBe(before + 1);
+      await expect(
+        opened.storage.transaction(async (trx) => {
+          await opened.storage.signal(trx, 'erasure');
+          throw new Error('rolled back');
+        }),
+      ).rejects.toThrow('rolled back');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(heard).toBe(before + 1);
+      stop();
+    } finally {
+      await other.close();
+      await opened.dispose();
+    }
+  });
+});
+
 describe.runIf(PG_URL)('storage on PostgreSQL', () => {
   it('leaves room on stock pages for in-place updates (D32)', async () => {
     const opened = await postgresTarget.open();

@@ -353,7 +353,11 @@ export class TokenizationService implements InboundTokenizer {
         );
       }
     }
-    return new TokenizationService(deps, key, new Keys(key, rows));
+    const service = new TokenizationService(deps, key, new Keys(key, rows));
+    // An erasure in another process ends what this one may trust about stored shared tokens
+    // at once, rather than at its next look at the database (within a second, D26).
+    deps.storage.onSignal('erasure', () => service.writer.forget());
+    return service;
   }
 
   /** The configured kind of a field class. */
@@ -849,6 +853,7 @@ export class TokenizationService implements InboundTokenizer {
       }
       const tokenCount = await eraseSubject(uow.trx, customerId, now);
       await this.appendAudit(uow.trx, [audit('ok', null, tokenCount)]);
+      await this.deps.storage.signal(uow.trx, 'erasure');
       const erasedAt = new Date(now).toISOString();
       uow.emit({
         type: 'customer.erased.v1',

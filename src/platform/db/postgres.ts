@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import type { Executor, Leadership, Storage, Tx } from './storage.js';
+import type { Executor, Leadership, SignalName, Storage, Tx } from './storage.js';
 import type { PlatformTables } from './tables.js';
 
 export interface PostgresOptions {
@@ -10,6 +10,7 @@ export interface PostgresOptions {
 }
 
 const OUTBOX_CHANNEL = 'nexus_outbox';
+const signalChannel = (name: SignalName) => `nexus_signal_${name}`;
 
 /**
  * int8 (epoch millis, sequence numbers) parsed as JS numbers: every value we store stays far
@@ -56,7 +57,9 @@ export function openPostgres(options: PostgresOptions): Storage {
   // One dedicated session carries LISTEN and the session-level advisory locks of leadership:
   // if the process dies, the server drops the session and with it every lock it held.
   let session: Promise<pg.Client> | null = null;
-  const listeners = new Set<() => void>();
+  // Listeners by channel: the outbox's, and the signals of `onSignal`.
+  const channels = new Map<string, Set<() => void>>();
+  let connections = 0;
   const leases = new Map<string, () => void>();
   const claiming = new Set<string>();
 
@@ -66,9 +69,16 @@ export function openPostgres(options: PostgresOptions): Storage {
       const client = new pg.Client({ connectionString: options.url, types });
       client.on('error', () => dropSession(client));
       client.on('end', () => dropSession(client));
-      client.on('notification', () => listeners.forEach((l) => l()));
+      client.on('notification', (message) =>
+        channels.get(message.channel)?.forEach((listener) => listener()),
+      );
       await client.connect();
-      if (listeners.size > 0) await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
+      for (const [channel, listeners] of channels) {
+        if (listeners.size > 0) await client.query(`LISTEN ${channel}`);
+      }
+      // A session that replaces a lost one may have missed notifications: tell everyone
+      // once, as if each had been signalled (a relay looks, a cache forgets).
+      if (connections++ > 0) channels.forEach((listeners) => listeners.forEach((l) => l()));
       return client;
     })();
     session = opening;
@@ -94,6 +104,17 @@ export function openPostgres(options: PostgresOptions): Storage {
       for (const lose of leases.values()) lose();
       leases.clear();
     });
+  }
+
+  function listen(channel: string, listener: () => void): () => void {
+    let listeners = channels.get(channel);
+    if (!listeners) channels.set(channel, (listeners = new Set()));
+    const first = listeners.size === 0;
+    listeners.add(listener);
+    if (first) {
+      void onSession((client) => client.query(`LISTEN ${channel}`)).catch(() => undefined);
+    }
+    return () => listeners.delete(listener);
   }
 
   return {
@@ -138,14 +159,11 @@ export function openPostgres(options: PostgresOptions): Storage {
         claiming.delete(name);
       }
     },
-    onOutboxSignal(listener: () => void) {
-      const first = listeners.size === 0;
-      listeners.add(listener);
-      if (first) {
-        void onSession((client) => client.query(`LISTEN ${OUTBOX_CHANNEL}`)).catch(() => undefined);
-      }
-      return () => listeners.delete(listener);
+    onOutboxSignal: (listener: () => void) => listen(OUTBOX_CHANNEL, listener),
+    async signal(executor: Executor, name: SignalName) {
+      await sql`select pg_notify(${signalChannel(name)}, '')`.execute(executor);
     },
+    onSignal: (name: SignalName, listener: () => void) => listen(signalChannel(name), listener),
     async close() {
       for (const lose of leases.values()) lose();
       leases.clear();

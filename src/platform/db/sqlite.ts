@@ -116,6 +116,8 @@ export function openSqlite(options: SqliteOptions): Storage {
     },
     tryLeadership: (name: string) => Promise.resolve(leaders.claim(name)),
     onOutboxSignal: () => () => undefined,
+    signal: () => Promise.resolve(),
+    onSignal: () => () => undefined,
     async close() {
       leaders.releaseAll();
       await checkpointer?.terminate();

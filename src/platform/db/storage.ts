@@ -3,6 +3,9 @@ import type { PlatformTables } from './tables.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
+/** What one hub process may tell the others through the database (Storage.signal). */
+export type SignalName = 'erasure';
+
 /** A transaction (or the root connection) that store functions run their SQL on. */
 export type Executor = Kysely<PlatformTables>;
 export type Tx = Transaction<PlatformTables>;
@@ -33,5 +36,16 @@ export interface Storage {
    * on the outbox notifies; SQLite: never, the in-process Transactor wakes the relay itself).
    */
   onOutboxSignal(listener: () => void): () => void;
+  /**
+   * Tells every other process on the database, when `executor`'s transaction commits (never
+   * if it rolls back), that something named happened: PostgreSQL NOTIFY. SQLite: nothing (a
+   * process learns what another one did on the file only by reading it).
+   */
+  signal(executor: Executor, name: SignalName): Promise<void>;
+  /**
+   * Called when a process signalled `name` (this one too), and after a lost connection to the
+   * database came back, since a signal may have been missed meanwhile. SQLite: never.
+   */
+  onSignal(name: SignalName, listener: () => void): () => void;
   close(): Promise<void>;
 }
