@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateToLatest, MIGRATION_NAMES } from '../src/platform/db/migrations.js';
 import { openPostgres } from '../src/platform/db/postgres.js';
@@ -221,6 +222,27 @@ describe.each(storageTargets)('signals between processes: $name', (target) => {
 });
 
 describe.runIf(PG_URL)('storage on PostgreSQL', () => {
+  it('fails a transaction whose server connection dies between statements, and carries on', async () => {
+    const opened = await postgresTarget.open();
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      // The backend is killed while the transaction's client is checked out and idle: that
+      // client's error must reach the transaction, not the process.
+      await expect(
+        opened.storage.transaction(async (trx) => {
+          const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
+          await admin.query('select pg_terminate_backend($1)', [rows[0]!.pid]);
+          await new Promise((r) => setTimeout(r, 200));
+          await sql`select 1`.execute(trx);
+        }),
+      ).rejects.toThrow();
+      await expect(opened.storage.ping()).resolves.toBeUndefined();
+    } finally {
+      await admin.end();
+      await opened.dispose();
+    }
+  });
   it('leaves room on stock pages for in-place updates (D32)', async () => {
     const opened = await postgresTarget.open();
     try {

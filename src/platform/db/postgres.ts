@@ -52,6 +52,11 @@ export function openPostgres(options: PostgresOptions): Storage {
   });
   // An idle client that loses its server emits 'error' on the pool; readiness reports it.
   pool.on('error', () => undefined);
+  // A client the pool has handed out has no listener of the pool's: if its server goes away
+  // between two statements (a transaction doing its JavaScript, a restart, a failover), the
+  // client's 'error' would be an uncaught exception and end the process. The statement that
+  // uses the client next fails instead, and the pool drops the client when it comes back.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db: Executor = new Kysely<PlatformTables>({ dialect: new PostgresDialect({ pool }) });
 
   // One dedicated session carries LISTEN and the session-level advisory locks of leadership:
