@@ -90,6 +90,15 @@ export function openSqlite(options: SqliteOptions): Storage {
   raw.pragma('temp_store = MEMORY');
   const checkpointer = file === ':memory:' ? null : startCheckpointer(file);
   if (checkpointer) raw.pragma('wal_autocheckpoint = 0');
+  // A checkpointer that dies (it could not open the file, say) must not end the hub with an
+  // uncaught 'error': SQLite's own checkpoints on this connection take over instead.
+  checkpointer?.on('error', () => {
+    try {
+      raw.pragma('wal_autocheckpoint = 1000');
+    } catch {
+      // The connection is closed already.
+    }
+  });
   const db: Executor = new Kysely<PlatformTables>({
     dialect: new SqliteDialect({ database: withStatementCache(raw) }),
   });
