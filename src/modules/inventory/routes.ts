@@ -671,6 +671,7 @@ async function stream(
   res.on('close', () => {
     closed = true;
     clearInterval(heartbeat);
-    void stop();
+    // The client is gone: a failure to stop its feed has no one to tell.
+    stop().catch(() => undefined);
   });
 }

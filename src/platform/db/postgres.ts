@@ -103,12 +103,15 @@ export function openPostgres(options: PostgresOptions): Storage {
   }
 
   function dropSession(client: pg.Client): void {
-    void session?.then((current) => {
-      if (current !== client) return;
-      session = null;
-      for (const lose of leases.values()) lose();
-      leases.clear();
-    });
+    // A session that never connected has nothing to drop (getSession clears it itself).
+    session
+      ?.then((current) => {
+        if (current !== client) return;
+        session = null;
+        for (const lose of leases.values()) lose();
+        leases.clear();
+      })
+      .catch(() => undefined);
   }
 
   function listen(channel: string, listener: () => void): () => void {

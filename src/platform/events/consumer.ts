@@ -95,12 +95,19 @@ export class ConsumerGroup {
             );
             const lost = this.leadership.lost;
             this.options.logger?.info({ consumer: this.options.name }, 'consumer: active');
-            void lost.then(async () => {
-              const sub = this.subscription;
-              this.subscription = null;
-              this.leadership = null;
-              await sub?.stop();
-            });
+            lost
+              .then(async () => {
+                const sub = this.subscription;
+                this.subscription = null;
+                this.leadership = null;
+                await sub?.stop();
+              })
+              .catch((error: unknown) =>
+                this.options.logger?.warn(
+                  { err: error, consumer: this.options.name },
+                  'consumer: could not stop after losing leadership',
+                ),
+              );
           }
         }
         if (this.subscription) await this.replayRequested();
