@@ -158,6 +158,9 @@ class LeaderLocks {
     if (this.file !== ':memory:') {
       lock = new BetterSqlite3(lockFileOf(this.file, name), { timeout: 0 });
       try {
+        // The journal in memory: nothing is ever written, so no journal file beside the lock.
+        // (While another connection holds the lock, even this pragma is refused as busy.)
+        lock.pragma('journal_mode = MEMORY');
         lock.exec('begin exclusive');
       } catch (error) {
         lock.close();
