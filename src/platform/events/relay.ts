@@ -105,6 +105,7 @@ export class OutboxRelay {
             continue;
           }
           this.status.leader = true;
+          this.options.logger?.info('outbox relay: active in this process');
           void this.leadership.lost.then(() => {
             this.leadership = null;
             this.status.leader = false;
