@@ -174,7 +174,7 @@ describe.each(storageTargets)('leadership across processes: $name', (target) => 
 });
 
 describe.each(storageTargets)('signals between processes: $name', (target) => {
-  it('tells the other processes of a commit that signalled, and nothing of a rollback', async () => {
+  it('tells the other processes of a commit that signalled, nothing of a rollback, and once more after a lost session', async () => {
     const opened = await target.open();
     const other =
       target.name === 'sqlite'
@@ -213,6 +213,28 @@ describe.each(storageTargets)('signals between processes: $name', (target) => {
       ).rejects.toThrow('rolled back');
       await new Promise((r) => setTimeout(r, 300));
       expect(heard).toBe(before + 1);
+      // The listening session dies: signals sent meanwhile are lost, so the session that
+      // replaces it (here for a leadership claim) tells its listeners once.
+      const admin = new pg.Client({ connectionString: PG_URL });
+      await admin.connect();
+      try {
+        // The session's last statement was its LISTEN (nothing else runs on it here).
+        await admin.query(
+          `select pg_terminate_backend(pid) from pg_stat_activity
+           where datname = $1 and query like 'LISTEN%'`,
+          [new URL(opened.where).pathname.slice(1)],
+        );
+      } finally {
+        await admin.end();
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      const claim = await other.tryLeadership('after-reconnect');
+      expect(claim).not.toBeNull();
+      for (let i = 0; i < 100 && heard === before + 1; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(heard).toBe(before + 2);
+      await claim!.release();
       stop();
     } finally {
       await other.close();
