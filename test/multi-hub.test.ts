@@ -106,6 +106,48 @@ describe.runIf(PG_URL && NATS_URL)('several hubs on one PostgreSQL and one NATS'
     }
   });
 
+  it('counts a value issued again after meeting an erased token once', async () => {
+    const ctx = systemContext('test');
+    const customer = (id: string) => ({
+      id,
+      channelIds: [],
+      contactPoints: [
+        { type: 'email', value: 'counted.once@example.com', verified: true, primary: true },
+      ],
+      names: { given: 'Cody', family: 'Counted' },
+      consents: [],
+    });
+    const counted = async (hub: Hub) => {
+      const res = await hub.server.inject({ method: 'GET', url: '/metrics' });
+      return [...res.body.matchAll(/^nexus_tokenization_values_total\{[^}]*\} (\d+)$/gm)].reduce(
+        (sum, m) => sum + Number(m[1]),
+        0,
+      );
+    };
+    const start = await counted(second);
+    await second.services.tokenization.prepareInbound(
+      'customer.registered.v1',
+      customer('C-CNT-1'),
+    );
+    const perCustomer = (await counted(second)) - start;
+    expect(perCustomer).toBeGreaterThan(0);
+    await first.hub.services.tokenization.erase(ctx, 'C-CNT-1', 'GDPR request 24');
+    // The second hub's first write meets the erased email token and issues the next epoch's:
+    // the customer's values still count once each.
+    const before = await counted(second);
+    const renewed = (await second.services.tokenization.prepareInbound(
+      'customer.registered.v1',
+      customer('C-CNT-2'),
+    )) as { contactPoints: Array<{ value: string }> };
+    expect((await counted(second)) - before).toBe(perCustomer);
+    const [check] = await second.services.tokenization.detokenize(
+      ctx,
+      [renewed.contactPoints[0]!.value],
+      'check',
+    );
+    expect(check?.ok && check.value).toBe('counted.once@example.com');
+  });
+
   it('stops handing out an erased token at once, even where a call names no customer', async () => {
     const value = 'quick.erasure@example.com';
     const registered = {

@@ -42,7 +42,7 @@ export class HubMetrics {
   /** Personal values tokenized (modules/tokenization), by token kind and field class. */
   readonly tokenizedValues = new Counter({
     name: 'nexus_tokenization_values_total',
-    help: 'Personal values turned into tokens (at the edge or on request) by token kind and field class',
+    help: 'Personal values turned into tokens (at the edge or on request) by token kind and field class, counted once the call or ingest that issued them succeeded (a value issued again after meeting an erased token counts once)',
     labelNames: ['kind', 'field_class'] as const,
     registers: [this.registry],
   });

@@ -150,9 +150,14 @@ export interface PreparedInbound {
   /** The customer the tokens are linked to. */
   subject: string | null;
   pending: readonly PendingToken[];
+  /** The values issued, for the metrics once they are stored. */
+  issued: Issued;
   /** The clear data with everything personal masked: what a refused event's dead letter keeps. */
   erasedForm(): unknown;
 }
+
+/** Values issued in one attempt (kind, class), counted on the metrics once it succeeded. */
+export type Issued = Array<readonly [TokenizationKind, FieldClass]>;
 
 /** A class rather than an object with a closure: one is made per inbound event. */
 class Prepared implements PreparedInbound {
@@ -160,6 +165,7 @@ class Prepared implements PreparedInbound {
     readonly data: unknown,
     readonly subject: string | null,
     readonly pending: readonly PendingToken[],
+    readonly issued: Issued,
     private readonly clear: TSchema | null,
     private readonly input: unknown,
   ) {}
@@ -388,9 +394,10 @@ export class TokenizationService implements InboundTokenizer {
     round: number,
   ): Promise<string> {
     this.maybeRefreshKeys();
+    const tally: Issued = [];
     let issued: PendingToken | string;
     try {
-      issued = this.issue(value, fieldClass, this.kindOf(fieldClass));
+      issued = this.issue(value, fieldClass, this.kindOf(fieldClass), tally);
     } catch (error) {
       const detail = inputProblem(error);
       return Promise.reject(
@@ -399,12 +406,21 @@ export class TokenizationService implements InboundTokenizer {
         }),
       );
     }
-    if (typeof issued === 'string') return Promise.resolve(issued);
+    if (typeof issued === 'string') {
+      this.countIssued(tally);
+      return Promise.resolve(issued);
+    }
     const token = issued.token;
     // The hot path of identity matching: a convergent token this process knows is stored.
-    if (!this.writer.needsWrite(issued, subject)) return Promise.resolve(token);
+    if (!this.writer.needsWrite(issued, subject)) {
+      this.countIssued(tally);
+      return Promise.resolve(token);
+    }
     return this.writer.write([issued], subject).then(
-      () => token,
+      () => {
+        this.countIssued(tally);
+        return token;
+      },
       (error: unknown) =>
         error instanceof RetiredTokensError && round < RETIRED_RETRIES
           ? this.tokenizeOne(value, fieldClass, subject, round + 1)
@@ -424,19 +440,27 @@ export class TokenizationService implements InboundTokenizer {
     const tokens = new Array<string>(items.length);
     let todo = items.map((_, index) => index);
     for (let round = 0; ; round++) {
-      const bySubject = new Map<string | null, { pending: PendingToken[]; indexes: number[] }>();
+      const bySubject = new Map<
+        string | null,
+        { pending: PendingToken[]; indexes: number[]; issued: Issued }
+      >();
+      const masks: Issued = [];
       const errors: FieldError[] = [];
       for (const index of todo) {
         const item = items[index]!;
         try {
-          const issued = this.issue(item.value, item.fieldClass, this.kindOf(item.fieldClass));
+          const one: Issued = [];
+          const issued = this.issue(item.value, item.fieldClass, this.kindOf(item.fieldClass), one);
           if (typeof issued === 'string') {
+            // A mask is stored nowhere: it counts with this round, not with a customer's write.
+            masks.push(...one);
             tokens[index] = issued;
             continue;
           }
           const subject = item.subject ?? null;
-          const group = bySubject.get(subject) ?? { pending: [], indexes: [] };
+          const group = bySubject.get(subject) ?? { pending: [], indexes: [], issued: [] };
           group.pending.push(issued);
+          group.issued.push(...one);
           group.indexes.push(index);
           bySubject.set(subject, group);
           tokens[index] = issued.token;
@@ -454,12 +478,18 @@ export class TokenizationService implements InboundTokenizer {
         groups.map(([subject, group]) => this.writer.write(group.pending, subject)),
       );
       const again: number[] = [];
+      const stored: Issued = [...masks];
       outcomes.forEach((outcome, k) => {
-        if (outcome.status === 'fulfilled') return;
+        const group = groups[k]![1];
+        if (outcome.status === 'fulfilled') {
+          stored.push(...group.issued);
+          return;
+        }
         const retry = outcome.reason instanceof RetiredTokensError && round < RETIRED_RETRIES;
         if (!retry) throw outcome.reason;
-        again.push(...groups[k]![1].indexes);
+        again.push(...group.indexes);
       });
+      this.countIssued(stored);
       if (again.length === 0) return tokens;
       todo = again;
     }
@@ -511,8 +541,9 @@ export class TokenizationService implements InboundTokenizer {
   ): Promise<T> {
     return reissuingRetired(async () => {
       this.maybeRefreshKeys();
-      const { out, pending } = this.tokenizeInMemory(schema, data, options);
+      const { out, pending, issued } = this.tokenizeInMemory(schema, data, options);
       await this.writer.write(pending, subject ?? null);
+      this.countIssued(issued);
       return out as T;
     });
   }
@@ -522,8 +553,9 @@ export class TokenizationService implements InboundTokenizer {
     schema: TSchema,
     data: unknown,
     options: { pointer?: string; code?: 'VALIDATION_FAILED' | 'SCHEMA_VIOLATION' },
-  ): { out: unknown; pending: PendingToken[] } {
+  ): { out: unknown; pending: PendingToken[]; issued: Issued } {
     const pending: PendingToken[] = [];
+    const issued: Issued = [];
     const errors: FieldError[] = [];
     const out = mapPersonalData(schema, data, {
       pii: (value, kind, pointer) => {
@@ -532,10 +564,10 @@ export class TokenizationService implements InboundTokenizer {
         try {
           if (!isPersonalValue(value))
             throw new TokenInputError('not a value that can be tokenized');
-          const issued = this.issue(value, fieldClass, this.kindOf(fieldClass));
-          if (typeof issued === 'string') return issued;
-          pending.push(issued);
-          return issued.token;
+          const made = this.issue(value, fieldClass, this.kindOf(fieldClass), issued);
+          if (typeof made === 'string') return made;
+          pending.push(made);
+          return made.token;
         } catch (error) {
           errors.push({
             pointer: `${options.pointer ?? ''}${pointer}`,
@@ -552,7 +584,7 @@ export class TokenizationService implements InboundTokenizer {
         { errors },
       );
     }
-    return { out, pending };
+    return { out, pending, issued };
   }
 
   /**
@@ -574,6 +606,7 @@ export class TokenizationService implements InboundTokenizer {
     return reissuingRetired(async () => {
       const prepared = this.tokenizeInbound(type, data, { ...options, subjectHint });
       await this.writer.write(prepared.pending, prepared.subject);
+      this.countIssued(prepared.issued);
       return prepared.data;
     });
   }
@@ -589,16 +622,16 @@ export class TokenizationService implements InboundTokenizer {
     options: { pointer?: string; subjectHint?: string | undefined } = {},
   ): PreparedInbound {
     const spec = INBOUND_PERSONAL_DATA[type as EventType];
-    if (spec === undefined) return new Prepared(data, null, [], null, data);
+    if (spec === undefined) return new Prepared(data, null, [], [], null, data);
     this.maybeRefreshKeys();
     const pointer = options.pointer ?? '/data';
     this.validator.assert(this.inboundForm(type, spec.clear), data, 'SCHEMA_VIOLATION', pointer);
     const subject = options.subjectHint ?? subjectIn(data, spec.subject);
-    const { out, pending } = this.tokenizeInMemory(spec.clear, data, {
+    const { out, pending, issued } = this.tokenizeInMemory(spec.clear, data, {
       pointer,
       code: 'SCHEMA_VIOLATION',
     });
-    return new Prepared(out, subject, pending, spec.clear, data);
+    return new Prepared(out, subject, pending, issued, spec.clear, data);
   }
 
   /**
@@ -607,11 +640,24 @@ export class TokenizationService implements InboundTokenizer {
    * call `committed` after the commit. When `retired` is not empty, some tokens may not be
    * issued: the caller rolls back and calls `tokenizeInbound` again, which now issues others.
    */
-  storeInbound(trx: Executor, prepared: readonly PreparedInbound[]): Promise<StoredInTransaction> {
-    return this.writer.writeIn(
+  async storeInbound(
+    trx: Executor,
+    prepared: readonly PreparedInbound[],
+  ): Promise<StoredInTransaction> {
+    const stored = await this.writer.writeIn(
       trx,
       prepared.map((p) => ({ tokens: p.pending, subject: p.subject })),
     );
+    return {
+      ...stored,
+      // Counted with the ingest's commit: a batch rolled back to issue again counts once.
+      committed: () => {
+        stored.committed();
+        for (const p of prepared) {
+          if (p.subject === null || !stored.erased.has(p.subject)) this.countIssued(p.issued);
+        }
+      },
+    };
   }
 
   /**
@@ -626,16 +672,17 @@ export class TokenizationService implements InboundTokenizer {
     if (spec === undefined) return data;
     const subject = subjectHint ?? subjectIn(data, spec.subject);
     const pending: PendingToken[] = [];
+    const issued: Issued = [];
     const tokenized = mapPersonalData(spec.clear, data, {
       pii: (value, kind) => {
         const fieldClass = fieldClassOfPii(kind) as FieldClass;
         if (typeof value === 'string' && this.isTokenOf(value, fieldClass)) return value;
         const text = isPersonalValue(value) ? value : String(value);
         try {
-          const issued = this.issue(text, fieldClass, 'vault');
-          if (typeof issued === 'string') return issued;
-          pending.push(issued);
-          return issued.token;
+          const made = this.issue(text, fieldClass, 'vault', issued);
+          if (typeof made === 'string') return made;
+          pending.push(made);
+          return made.token;
         } catch {
           return '***';
         }
@@ -644,6 +691,7 @@ export class TokenizationService implements InboundTokenizer {
     });
     try {
       await this.writer.write(pending, subject);
+      this.countIssued(issued);
       return tokenized;
     } catch (error) {
       if (!(error instanceof NexusError && error.code === 'SUBJECT_ERASED')) throw error;
@@ -1084,16 +1132,32 @@ export class TokenizationService implements InboundTokenizer {
   }
 
   /**
-   * Computes a token in memory: the row to write (holding the token), or a mask (a string).
-   * Counted here, when issued: a value issued again after meeting a retired token counts twice.
+   * Computes a token in memory: the row to write (holding the token), or a mask (a string),
+   * noted in `issued` (counted once the attempt that issued it has succeeded: countIssued).
    */
   private issue(
     value: PersonalValue,
     fieldClass: FieldClass,
     kind: TokenizationKind,
+    issued: Issued,
+  ): PendingToken | string {
+    const made = this.make(value, fieldClass, kind);
+    issued.push([kind, fieldClass]);
+    return made;
+  }
+
+  /** Values an attempt issued, on the metrics once it succeeded (a retried one counts once). */
+  private countIssued(issued: Issued): void {
+    const metrics = this.deps.metrics;
+    if (metrics) for (const [kind, fieldClass] of issued) metrics.tokenized(kind, fieldClass);
+  }
+
+  private make(
+    value: PersonalValue,
+    fieldClass: FieldClass,
+    kind: TokenizationKind,
   ): PendingToken | string {
     const keys = this.keys;
-    this.deps.metrics?.tokenized(kind, fieldClass);
     switch (kind) {
       case 'mask':
         return typeof value === 'string' ? mask(value, fieldClass) || '***' : '***';
