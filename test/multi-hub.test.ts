@@ -69,17 +69,18 @@ describe.runIf(PG_URL && NATS_URL)('several hubs on one PostgreSQL and one NATS'
     expect((seen[30]!.envelope.data as { version: number }).version).toBe(31);
   });
 
+  /** A registered customer with one email and a name: three personal values. */
+  const customerWith = (email: string, given: string, family: string) => (id: string) => ({
+    id,
+    channelIds: [],
+    contactPoints: [{ type: 'email', value: email, verified: true, primary: true }],
+    names: { given, family },
+    consents: [],
+  });
+
   it('retires tokens an erasure in one hub made unresolvable, though the other hub knew them', async () => {
     const ctx = systemContext('test');
-    const customer = (id: string) => ({
-      id,
-      channelIds: [],
-      contactPoints: [
-        { type: 'email', value: 'shared.person@example.com', verified: true, primary: true },
-      ],
-      names: { given: 'Sam', family: 'Shared' },
-      consents: [],
-    });
+    const customer = customerWith('shared.person@example.com', 'Sam', 'Shared');
     type Tokenized = { contactPoints: Array<{ value: string }> };
     const emailOf = async (hub: Hub, id: string) =>
       (
@@ -108,15 +109,7 @@ describe.runIf(PG_URL && NATS_URL)('several hubs on one PostgreSQL and one NATS'
 
   it('counts a value issued again after meeting an erased token once', async () => {
     const ctx = systemContext('test');
-    const customer = (id: string) => ({
-      id,
-      channelIds: [],
-      contactPoints: [
-        { type: 'email', value: 'counted.once@example.com', verified: true, primary: true },
-      ],
-      names: { given: 'Cody', family: 'Counted' },
-      consents: [],
-    });
+    const customer = customerWith('counted.once@example.com', 'Cody', 'Counted');
     const counted = async (hub: Hub) => {
       const res = await hub.server.inject({ method: 'GET', url: '/metrics' });
       return [...res.body.matchAll(/^nexus_tokenization_values_total\{[^}]*\} (\d+)$/gm)].reduce(
@@ -150,13 +143,7 @@ describe.runIf(PG_URL && NATS_URL)('several hubs on one PostgreSQL and one NATS'
 
   it('stops handing out an erased token at once, even where a call names no customer', async () => {
     const value = 'quick.erasure@example.com';
-    const registered = {
-      id: 'C-MULTI-Q',
-      channelIds: [],
-      contactPoints: [{ type: 'email', value, verified: true, primary: true }],
-      names: { given: 'Quinn', family: 'Quick' },
-      consents: [],
-    };
+    const registered = customerWith(value, 'Quinn', 'Quick')('C-MULTI-Q');
     const ctx = systemContext('test');
     // The second hub stores the email for the customer and then hands the token out to a call
     // without a customer from memory: within a second of its last look at the database it
