@@ -394,10 +394,15 @@ export class TokenizationService implements InboundTokenizer {
     round: number,
   ): Promise<string> {
     this.maybeRefreshKeys();
-    const tally: Issued = [];
+    const kind = this.kindOf(fieldClass);
+    // Counted once the value is stored (or needs no write): a retry below counts on its own.
+    const counted = <R>(result: R): R => {
+      this.deps.metrics?.tokenized(kind, fieldClass);
+      return result;
+    };
     let issued: PendingToken | string;
     try {
-      issued = this.issue(value, fieldClass, this.kindOf(fieldClass), tally);
+      issued = this.make(value, fieldClass, kind);
     } catch (error) {
       const detail = inputProblem(error);
       return Promise.reject(
@@ -406,21 +411,12 @@ export class TokenizationService implements InboundTokenizer {
         }),
       );
     }
-    if (typeof issued === 'string') {
-      this.countIssued(tally);
-      return Promise.resolve(issued);
-    }
+    if (typeof issued === 'string') return Promise.resolve(counted(issued));
     const token = issued.token;
     // The hot path of identity matching: a convergent token this process knows is stored.
-    if (!this.writer.needsWrite(issued, subject)) {
-      this.countIssued(tally);
-      return Promise.resolve(token);
-    }
+    if (!this.writer.needsWrite(issued, subject)) return Promise.resolve(counted(token));
     return this.writer.write([issued], subject).then(
-      () => {
-        this.countIssued(tally);
-        return token;
-      },
+      () => counted(token),
       (error: unknown) =>
         error instanceof RetiredTokensError && round < RETIRED_RETRIES
           ? this.tokenizeOne(value, fieldClass, subject, round + 1)
@@ -449,18 +445,18 @@ export class TokenizationService implements InboundTokenizer {
       for (const index of todo) {
         const item = items[index]!;
         try {
-          const one: Issued = [];
-          const issued = this.issue(item.value, item.fieldClass, this.kindOf(item.fieldClass), one);
+          const kind = this.kindOf(item.fieldClass);
+          const issued = this.make(item.value, item.fieldClass, kind);
           if (typeof issued === 'string') {
             // A mask is stored nowhere: it counts with this round, not with a customer's write.
-            masks.push(...one);
+            masks.push([kind, item.fieldClass]);
             tokens[index] = issued;
             continue;
           }
           const subject = item.subject ?? null;
           const group = bySubject.get(subject) ?? { pending: [], indexes: [], issued: [] };
           group.pending.push(issued);
-          group.issued.push(...one);
+          group.issued.push([kind, item.fieldClass]);
           group.indexes.push(index);
           bySubject.set(subject, group);
           tokens[index] = issued.token;
